@@ -430,7 +430,14 @@ class Problem:
                 named[s.name].copy_(w[s.offset : s.offset + s.numel].view(s.shape))
 
     def _param_dict(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {s.name: w[s.offset : s.offset + s.numel].view(s.shape) for s in self._specs}
+        # one split, not one slice per tensor: the backward of split is a single concatenation,
+        # while each slice's backward fills a p-sized zero tensor (p-sized work per tensor and
+        # per product, visible in Hessian-vector products of models with many tensors)
+        sizes = [s.numel for s in self._specs]
+        if sum(sizes) != w.shape[-1]:
+            raise ValueError(f"w has {w.shape[-1]} entries, the model {sum(sizes)} parameters")
+        pieces = torch.split(w, sizes)
+        return {s.name: t.view(s.shape) for s, t in zip(self._specs, pieces, strict=True)}
 
     def _check_w(self, w: torch.Tensor | None) -> torch.Tensor:
         if w is None:

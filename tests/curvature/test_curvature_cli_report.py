@@ -69,8 +69,21 @@ def test_hessian_command(tmp_path):
         assert pt["trace"]["ci_low"] <= pt["trace"]["estimate"] <= pt["trace"]["ci_high"]
         assert pt["bound"]["holds"] is True and pt["model_hessian_norm"]["norm"] > 0
     assert (out / "density_init.png").stat().st_size > 1000
+    spec = data["points"]["init"]["spectrum"]
+    # a tiny model goes dense (exact), which reports residuals
+    assert spec["method"] == "dense" and spec["criterion"] == "residual"
     bad = runner.invoke(app, ["hessian", "-c", str(cfg), "--point", "nowhere", "-o", str(out)])
     assert bad.exit_code == 2 and "--point" in bad.output
+    bad = runner.invoke(app, ["hessian", "-c", str(cfg), "--criterion", "ritz", "-o", str(out)])
+    assert bad.exit_code == 2 and "--criterion" in bad.output
+    res = runner.invoke(
+        app,
+        ["hessian", "-c", str(cfg), "--criterion", "residual", "--top", "1", "--bottom", "1"]
+        + ["--no-trace", "--no-density", "-o", str(out), "--no-progress"],
+    )
+    assert res.exit_code == 0, res.output
+    spec = json.loads((out / "hessian.json").read_text())["points"]["init"]["spectrum"]
+    assert len(spec["top"]) == 1 and len(spec["error_bounds"]) == 2
 
 
 def test_curvature_report_section(tmp_path):

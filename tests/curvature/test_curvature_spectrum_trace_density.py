@@ -40,7 +40,25 @@ def test_both_ends_match_eigvalsh(make, method):
     np.testing.assert_allclose(s.top, ev[::-1][:3], atol=1e-8)
     np.testing.assert_allclose(s.bottom, ev[:3], atol=1e-8)
     assert s.lambda_min < 0 < s.lambda_max  # indefinite away from a minimum
-    assert len(s.residuals) == 6 and np.all(s.residuals < 1e-6)
+    assert len(s.residuals) == 6 and len(s.error_bounds) == 6
+    # the default criterion bounds the eigenvalue errors, not the residuals
+    scale = np.abs(ev).max()
+    assert np.all(s.error_bounds <= 1e-10 * scale * (1 + 1e-9))
+    exact = np.concatenate([ev[::-1][:3], ev[:3]])
+    assert np.all(np.abs(np.concatenate([s.top, s.bottom]) - exact) <= s.error_bounds + 1e-12)
+
+
+@pytest.mark.parametrize("make", [mlp_problem, cnn_problem])
+def test_residual_criterion_bounds_the_residuals(make):
+    P = make()
+    w = P.params()
+    ev = torch.linalg.eigvalsh(dense_hessian(P, w)).numpy()
+    s = lg.hessian_spectrum(P, w, top=2, bottom=2, tol=1e-8, method="lanczos", criterion="residual")
+    assert s.converged and s.criterion == "residual"
+    assert np.all(s.residuals <= 1e-8 * np.abs(ev).max() * (1 + 1e-9))
+    e = lg.hessian_spectrum(P, w, top=2, bottom=2, tol=1e-8, method="lanczos")
+    assert e.criterion == "eigenvalue" and e.matvecs <= s.matvecs
+    np.testing.assert_allclose(e.top, ev[::-1][:2], atol=1e-8 * np.abs(ev).max())
 
 
 def test_float32_default_tolerance_and_vectors():

@@ -166,3 +166,48 @@ def test_operator_protocol_and_counting():
         op.matvec_torch(torch.zeros(3))
     with pytest.raises(TypeError):
         as_torch_operator("no")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lanczos_eigenvalue_criterion_meets_tol_with_fewer_products(seed):
+    # a Hessian-like spectrum: separated outliers over a bulk near zero
+    p = 500
+    g = torch.Generator().manual_seed(seed)
+    spec = torch.cat(
+        [
+            torch.tensor([10.0, 8.0, 6.5, 5.0]),
+            0.5 * torch.rand(p - 4, generator=g, dtype=torch.float64) - 0.05,
+        ]
+    ).double()
+    A, ev = sym(p, seed=seed, spectrum=spec)
+    tol = 1e-6
+    kw = dict(top=1, tol=tol, seed=seed, dtype=torch.float64)
+    e = lanczos_extremes(lambda v: A @ v, p, criterion="eigenvalue", **kw)
+    r = lanczos_extremes(lambda v: A @ v, p, criterion="residual", **kw)
+    assert e.converged and r.converged and e.criterion == "eigenvalue"
+    lam = float(ev[-1])
+    # the achieved eigenvalue error is within tol (relative to the norm) and within the bound
+    assert abs(float(e.top[0]) - lam) <= tol * lam
+    assert abs(float(e.top[0]) - lam) <= float(e.top_errors[0]) + 1e-13
+    assert float(e.top_errors[0]) <= tol * e.norm_estimate
+    # ... with clearly fewer products than the residual test, whose residual is far larger
+    assert e.matvecs < r.matvecs
+    assert float(e.top_residuals[0]) > float(e.top_errors[0])
+
+
+def test_error_bounds_closed_form():
+    from lossgeometry.linalg.lanczos import error_bounds
+
+    theta = torch.tensor([0.0, 1.0, 3.0], dtype=torch.float64)
+    res = torch.tensor([0.1, 0.5, 0.2], dtype=torch.float64)
+    idx = torch.tensor([2, 0])
+    b = error_bounds(theta, res, idx)
+    # top: δ̂ = |3 − 1| − 0.5 = 1.5, bound 0.04/1.5; bottom: δ̂ = min(1 − 0.5, 3 − 0.2) = 0.5
+    np.testing.assert_allclose(b, [0.04 / 1.5, 0.01 / 0.5])
+    # a cluster (δ̂ ≤ 0) falls back to the residual itself (Weyl)
+    b2 = error_bounds(
+        torch.tensor([1.0, 1.05]).double(), torch.tensor([0.2, 0.2]).double(), torch.tensor([1])
+    )
+    np.testing.assert_allclose(b2, [0.2])
+    with pytest.raises(ValueError, match="criterion"):
+        lanczos_extremes(lambda v: v, 3, top=1, criterion="ritz")

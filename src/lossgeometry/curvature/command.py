@@ -24,6 +24,13 @@ def hessian_command(
     tol: Annotated[
         float | None, typer.Option(help="Eigen-tolerance relative to ‖H‖ (default by dtype).")
     ] = None,
+    criterion: Annotated[
+        str,
+        typer.Option(
+            help="'eigenvalue' (tol bounds each eigenvalue's error) or 'residual' (tol bounds "
+            "each eigenpair's residual: accurate eigenvectors, about twice the products)."
+        ),
+    ] = "eigenvalue",
     of: Annotated[str, typer.Option(help="'loss' (∇²L) or 'ggn' (Gauss–Newton part).")] = "loss",
     trace: Annotated[bool, typer.Option(help="Estimate the trace (Hutch++).")] = True,
     density: Annotated[bool, typer.Option(help="SLQ spectral density (writes a PNG).")] = True,
@@ -53,6 +60,8 @@ def hessian_command(
     )
     from lossgeometry.results import atomic_write_json
 
+    if criterion not in ("eigenvalue", "residual"):
+        raise ValueError(f"--criterion must be 'eigenvalue' or 'residual', got {criterion!r}")
     if point not in ("init", "trained", "both"):
         raise ValueError(f"--point must be 'init', 'trained' or 'both', got {point!r}")
     cfg = load_cli_config(config, model)
@@ -72,7 +81,15 @@ def hessian_command(
     for name, w in points.items():
         res: dict[str, Any] = {}
         spec = hessian_spectrum(
-            s.problem, w, top=top, bottom=bottom, tol=tol, of=of, seed=seed, progress=progress
+            s.problem,
+            w,
+            top=top,
+            bottom=bottom,
+            tol=tol,
+            of=of,
+            seed=seed,
+            progress=progress,
+            criterion=criterion,  # type: ignore[arg-type]
         )
         res["spectrum"] = spec.to_dict()
         used = spec.matvecs

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from lossgeometry.curvature.hessian import Of, hessian_operator
-from lossgeometry.linalg.lanczos import lanczos_extremes
+from lossgeometry.linalg.lanczos import Criterion, lanczos_extremes
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
@@ -44,7 +44,8 @@ class HessianSpectrum(Result):
         residuals: ``‖H y − θ y‖`` of each Ritz pair, the ``top`` ones first, then the
             ``bottom`` ones. Some exact eigenvalue lies within that distance of each ``θ``.
         matvecs: Hessian-vector products used (``p`` for the dense method).
-        converged: whether every pair met ``residual ≤ tol · ‖H‖`` (always true for dense).
+        converged: whether every pair passed the ``criterion`` at ``tol`` (always true for
+            dense).
         tol: the tolerance (relative to the spectral norm estimate ``max|θ|``; ARPACK's is
             relative to ``|θ|`` instead).
         method: ``"lanczos"``, ``"arpack"`` or ``"dense"``.
@@ -54,6 +55,10 @@ class HessianSpectrum(Result):
             (for MSE ``"mean"`` it is ``loss_scale = 2/(nk)`` times that of ``½‖F − Y‖²``).
         loss_scale: ``problem.loss_scale`` for MSE, else ``None``.
         vectors: eigenvectors as columns (``top`` then ``bottom``), only if requested.
+        criterion: the acceptance test: ``"eigenvalue"`` (error bound of the values) or
+            ``"residual"`` (residual of the pairs; ARPACK and dense report this).
+        error_bounds: estimated eigenvalue errors ``min(‖r‖, ‖r‖²/δ̂)`` in the order of
+            ``residuals`` (see :func:`lossgeometry.linalg.lanczos.error_bounds`).
     """
 
     top: np.ndarray
@@ -68,6 +73,8 @@ class HessianSpectrum(Result):
     reduction: str
     loss_scale: float | None = None
     vectors: np.ndarray | None = None
+    criterion: str = "residual"
+    error_bounds: np.ndarray | None = None
 
     @property
     def lambda_max(self) -> float:
@@ -121,6 +128,7 @@ def hessian_spectrum(
     return_vectors: bool = False,
     chunk_size: int | None = None,
     progress: bool | None = None,
+    criterion: Criterion = "eigenvalue",
 ) -> HessianSpectrum:
     """Compute the ``top`` largest and ``bottom`` most negative eigenvalues of the Hessian.
 
@@ -136,8 +144,9 @@ def hessian_spectrum(
         w: the point (default: the model's current parameters).
         top: number of largest eigenvalues.
         bottom: number of smallest (most negative) eigenvalues.
-        tol: accept an eigenpair when its residual is ``≤ tol·‖H‖`` (``‖H‖`` estimated by the
-            largest ``|θ|``). Default: ``1e-4`` in float32, ``1e-8`` in float64.
+        tol: the accuracy asked, relative to ``‖H‖`` (estimated by the largest ``|θ|``): of
+            each eigenvalue (``criterion="eigenvalue"``) or of each eigenpair's residual
+            (``"residual"``). Default: ``1e-4`` in float32, ``1e-8`` in float64.
         of: ``"loss"`` or ``"ggn"``.
         method: ``"lanczos"`` (thick-restart Lanczos, both ends from one Krylov space),
             ``"arpack"`` (``scipy.sparse.linalg.eigsh``: one run per end, ``tol`` relative to
@@ -151,6 +160,12 @@ def hessian_spectrum(
         return_vectors: also return the eigenvectors (``p × (top + bottom)`` numbers).
         chunk_size: samples per chunk.
         progress: progress bars.
+        criterion: Lanczos acceptance test. ``"eigenvalue"`` (default): stop when the error
+            bound ``min(‖r‖, ‖r‖²/δ̂)`` of every wanted eigenvalue is ``≤ tol·‖H‖`` (a Ritz
+            value is accurate to the *square* of its residual over the gap; for a separated
+            ``λ_max`` this needs about half the products). ``"residual"``: stop when every
+            residual is ``≤ tol·‖H‖``; choose it when the eigenvectors matter
+            (``return_vectors``): their angle error is about ``‖r‖/gap``.
 
     Returns:
         A :class:`HessianSpectrum`.
@@ -164,6 +179,8 @@ def hessian_spectrum(
         raise ValueError(f"top and bottom must be non-negative integers, got {top!r}, {bottom!r}")
     if top + bottom == 0:
         raise ValueError("ask for at least one eigenvalue (top >= 1 or bottom >= 1)")
+    if criterion not in ("eigenvalue", "residual"):
+        raise ValueError(f"criterion must be 'eigenvalue' or 'residual', got {criterion!r}")
     H = hessian_operator(problem, w, of, dtype, indices=indices, chunk_size=chunk_size)
     if top + bottom > H.p:
         raise ValueError(f"top + bottom = {top + bottom} exceeds the number of parameters {H.p}")
@@ -181,6 +198,7 @@ def hessian_spectrum(
         idx = torch.cat([t_idx, b_idx])
         R = M @ U[:, idx] - U[:, idx] * ev[idx]
         res = R.norm(dim=0)
+        errs = res
         converged = True
         if return_vectors:
             vecs = U[:, idx].cpu().numpy()
@@ -197,14 +215,17 @@ def hessian_spectrum(
             dtype=H.torch_dtype,
             device=H.device,
             progress=progress,
+            criterion=criterion,
         )
         t_vals, b_vals = r.top, r.bottom
         res = torch.cat([r.top_residuals, r.bottom_residuals])
+        errs = torch.cat([r.top_errors, r.bottom_errors])
         converged = r.converged
         if return_vectors:
             vecs = torch.cat([r.top_vectors, r.bottom_vectors], dim=1).cpu().double().numpy()
     else:
         t_vals, b_vals, res, converged, vecs = _arpack(H, top, bottom, tol, ncv, maxiter, seed)
+        errs = res
         if not return_vectors:
             vecs = None
     loss_scale = problem.loss_scale if problem.is_mse else None
@@ -221,6 +242,8 @@ def hessian_spectrum(
         reduction=problem.reduction,
         loss_scale=loss_scale,
         vectors=vecs,
+        criterion=criterion if method == "lanczos" else "residual",
+        error_bounds=np.asarray(torch.as_tensor(errs).double().cpu().numpy()),
     )
 
 
