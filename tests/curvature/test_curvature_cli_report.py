@@ -78,8 +78,10 @@ def test_hessian_command(tmp_path):
     assert bad.exit_code == 2 and "--criterion" in bad.output
     res = runner.invoke(
         app,
-        ["hessian", "-c", str(cfg), "--criterion", "residual", "--top", "1", "--bottom", "1"]
-        + ["--no-trace", "--no-density", "-o", str(out), "--no-progress"],
+        [
+            *("hessian", "-c", str(cfg), "--criterion", "residual", "--top", "1"),
+            *("--bottom", "1", "--no-trace", "--no-density", "-o", str(out), "--no-progress"),
+        ],
     )
     assert res.exit_code == 0, res.output
     spec = json.loads((out / "hessian.json").read_text())["points"]["init"]["spectrum"]
