@@ -158,3 +158,22 @@ def test_bad_arguments():
         from lossgeometry.linalg import CallableOperator
 
         CallableOperator(lambda V: V, 10**6).to_dense()
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_automatic_graph_cache_over_several_chunks(model):
+    P = make(model, loss="cross_entropy", n=10, chunk_size=3)  # 4 chunks
+    w = P.params()
+    Hd = dense_hessian(P, w)
+    v = torch.randn(P.p, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    big = lg.hessian_operator(P, w)  # default budget: all four graphs are kept
+    small = lg.hessian_operator(P, w, cache_bytes=1)  # nothing fits: rebuilt every product
+    for H in (big, small):
+        for _ in range(2):  # the second product reuses (or rebuilds) the graphs
+            torch.testing.assert_close(H.matvec_torch(v), Hd @ v, atol=1e-10, rtol=1e-10)
+    assert big._hvp.cache is True and len(big._hvp._graphs) == 4
+    assert small._hvp.cache is False and small._hvp._graphs is None
+    # the measured size of one chunk's graph: at least its activations, at most a few
+    # copies of everything the forward and backward passes touch
+    nbytes = big._hvp.graph_bytes
+    assert 3 * 8 <= nbytes < 10**6
