@@ -81,6 +81,7 @@ from lossgeometry.manifold import (  # manifold of minima
 from lossgeometry.monitor import Monitor
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result, load_result
+from lossgeometry.sweep import SweepResult, SweepRun, sweep  # sweeps
 from lossgeometry.train import TrainingDivergedError, Trajectory, train
 
 __all__ = [
@@ -158,4 +159,8 @@ __all__ = [
     "TrainingDivergedError",
     "Trajectory",
     "train",
+    # sweeps over configurations
+    "SweepResult",
+    "SweepRun",
+    "sweep",
 ]

@@ -188,3 +188,6 @@ app.command("certify")(certify_command)
 from lossgeometry.conditions.alphabeta_command import alphabeta_command  # noqa: E402
 
 app.command("alphabeta")(alphabeta_command)
+from lossgeometry.sweep.command import sweep_command  # noqa: E402
+
+app.command("sweep")(sweep_command)
