@@ -22,7 +22,7 @@ def kernel_command(
         ),
     ] = "init",
     method: Annotated[
-        str, typer.Option(help="Spectrum method: auto, dense, lanczos or lobpcg.")
+        str, typer.Option(help="Spectrum method: auto, dense, lanczos, arpack or lobpcg.")
     ] = "auto",
     kernel_method: Annotated[
         str, typer.Option(help="Dense kernel method: auto, structured, jacobian or ntvp.")
