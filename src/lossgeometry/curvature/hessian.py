@@ -167,8 +167,8 @@ class ChunkedHVP:
 
     def matmat(self, V: torch.Tensor) -> torch.Tensor:
         """``∇²s(w) V`` for ``V`` of shape ``(p, m)``."""
-        out = torch.zeros_like(V)
         if self.backend == "fwdrev":
+            out = torch.zeros_like(V)
             for chunk in self.chunks():
                 gfun = grad(lambda w_, chunk=chunk: self.fn(w_, *chunk))
 
@@ -177,17 +177,19 @@ class ChunkedHVP:
 
                 out += hv(V[:, 0])[:, None] if V.shape[1] == 1 else vmap(hv, 1, 1)(V)
             return out
+        # rows, not columns: each product reads and writes one contiguous p-vector (the
+        # columns of a (p, m) matrix are strided: 20 % slower for m = 16 at p = 300k)
+        Vt = V.T.contiguous()
+        out_t = torch.zeros_like(Vt)
         with torch.enable_grad():
             for wr, g in self._iter_graphs():
                 if g is None:
                     continue
-                for j in range(V.shape[1]):
-                    (hv,) = torch.autograd.grad(
-                        g, wr, V[:, j], retain_graph=True, allow_unused=True
-                    )
+                for j in range(Vt.shape[0]):
+                    (hv,) = torch.autograd.grad(g, wr, Vt[j], retain_graph=True, allow_unused=True)
                     if hv is not None:
-                        out[:, j] += hv.detach()
-        return out
+                        out_t[j] += hv.detach()
+        return out_t.T
 
 
 class HessianOperator(TorchLinearOperator):
