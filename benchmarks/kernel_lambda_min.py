@@ -5,9 +5,13 @@ inputs, at (n, m) = (512, 512), (2048, 1024), (8192, 1024); time to compute K an
 eigenvalue (dense `eigvalsh` in float64 for every method, so the λ_min columns compare the
 kernels), and peak memory (max RSS delta), against the PyTorch NTK tutorial's `vmap(jacrev)`
 contraction (from `benchmarks/kernel.py`). The tutorial is skipped where its Jacobians alone
-exceed half the available memory.
+exceed half the available memory. With ``--nt``, also neural-tangents 0.6.5 (``jax.jit`` of
+``empirical_ntk_fn``, implementations 2 = NTK-vector products and 3 = structured derivatives,
+same weights; run in the separate venv ``benchmarks/envs/nt`` described in
+``benchmarks/kernel.py``; warm time, i.e. after the compilation of the first call).
 
 Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/kernel_lambda_min.py [--sizes 512x512 ...]
+      [--nt]
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import lossgeometry as lg
-from kernel import empirical_ntk_jacobian_contraction, make_fnet_single
+from kernel import empirical_ntk_jacobian_contraction, make_fnet_single, run_nt
 from lossgeometry.kernel.memory import available_memory, format_bytes
 
 
@@ -37,6 +41,8 @@ def lam_min(K: torch.Tensor) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="*", default=["512x512", "2048x1024", "8192x1024"])
+    ap.add_argument("--nt", action="store_true", help="also neural-tangents (impl. 2 and 3)")
+    ap.add_argument("--repeats", type=int, default=1, help="warm neural-tangents repeats")
     args = ap.parse_args()
     limit = available_memory() // 2
     print(
@@ -92,6 +98,23 @@ def main() -> None:
             + " |",
             flush=True,
         )
+        if args.nt:
+            out = run_nt(model, X, m, 2, 1, args, [3, 2])
+            if "error" in out:
+                print(f"  neural-tangents: {out['error']}", flush=True)
+                continue
+            for impl, r in out["results"].items():
+                if "error" in r:
+                    print(f"  neural-tangents impl {impl}: {r['error']}", flush=True)
+                    continue
+                lnt = lam_min(torch.from_numpy(r["K"]))
+                print(
+                    f"  neural-tangents impl {impl}: K warm {r['median']:.2f} s "
+                    f"(first call with jit {r['first']:.2f} s), λ_min {lnt:.6e} "
+                    f"(rel. diff to lg {abs(lnt - lm) / abs(lm):.1e}); lg K warm is "
+                    f"{r['median'] / t_k:.1f}× faster",
+                    flush=True,
+                )
     print(f"peak RSS of the process: {format_bytes(rss())}")
 
 
