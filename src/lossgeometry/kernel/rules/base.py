@@ -59,19 +59,29 @@ class Materialized:
         """Memory held by the factors."""
         return self.P.numel() * self.P.element_size()
 
-    def block(self, other: Materialized, mode: Mode) -> torch.Tensor:
-        """The kernel block between this chunk (rows) and ``other`` (columns)."""
+    def block(
+        self, other: Materialized, mode: Mode, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The kernel block between this chunk (rows) and ``other`` (columns).
+
+        With ``out``, the block is added to it in place (and ``out`` returned): the layers of
+        a model accumulate into one tensor instead of one temporary each.
+        """
         P, Q = self.P, other.P
         if mode == "full":
             b, ks, _ = P.shape
-            return (P.reshape(b * ks, -1) @ Q.reshape(Q.shape[0] * ks, -1).T).reshape(
-                b, ks, Q.shape[0], ks
-            )
+            P2, Q2 = P.reshape(b * ks, -1), Q.reshape(Q.shape[0] * ks, -1)
+            if out is None:
+                return (P2 @ Q2.T).reshape(b, ks, Q.shape[0], ks)
+            out.view(b * ks, Q.shape[0] * ks).addmm_(P2, Q2.T)
+            return out
         if mode == "trace":
-            return torch.einsum("iax,jax->ij", P, Q)
-        if mode == "diag":
-            return P @ P.transpose(1, 2)
-        return P.pow(2).sum(dim=(1, 2))
+            blk = torch.einsum("iax,jax->ij", P, Q)
+        elif mode == "diag":
+            blk = P @ P.transpose(1, 2)
+        else:
+            blk = P.pow(2).sum(dim=(1, 2))
+        return blk if out is None else out.add_(blk)
 
 
 @dataclasses.dataclass
@@ -117,8 +127,12 @@ class Bilinear:
             return a @ a.transpose(1, 2)
         return torch.einsum("isd,jtd->ijst", a, other.A[:, g])
 
-    def block(self, other: Bilinear, mode: Mode) -> torch.Tensor:
-        """The kernel block between this chunk (rows) and ``other`` (columns)."""
+    def block(self, other: Bilinear, mode: Mode, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The kernel block between this chunk (rows) and ``other`` (columns), or ``out`` plus it.
+
+        Dense layers on vectors (one position) take two GEMMs and one fused multiply-add
+        (``addcmul_``) into the accumulator; other layers the contractions below.
+        """
         BI, BJ = self.B, other.B
         bi, ks, G, S, dB = BI.shape
         bj = BJ.shape[0]
@@ -129,7 +143,8 @@ class Bilinear:
             "diag": (bi, ks, ks),
             "diag_trace": (bi,),
         }[mode]
-        out = BI.new_zeros(out_shape)
+        if out is None:
+            out = BI.new_zeros(out_shape)
         # rows per slice so that the largest intermediate stays below WORK_ELEMENTS
         if S == 1 and BJ.shape[3] == 1 and not diag:
             # dense layers on vectors: two GEMMs, intermediates (r, bj) and (r·ks, bj·ks).
@@ -160,10 +175,10 @@ class Bilinear:
                         gb = (bI[:, :, 0].reshape(-1, dB) @ bJ[:, :, 0].reshape(-1, dB).T).reshape(
                             ga.shape[0], ks, bj, ks
                         )
-                        out[rows] += ga[:, None, :, None] * gb
+                        out[rows].addcmul_(ga[:, None, :, None], gb)
                     else:
                         gb = torch.einsum("iad,jad->ij", bI[:, :, 0], bJ[:, :, 0])
-                        out[rows] += ga * gb
+                        out[rows].addcmul_(ga, gb)
                     continue
                 if mode == "full":
                     C = torch.einsum("ijst,jbtd->ijsbd", GA, bJ)
