@@ -126,6 +126,10 @@ def test_model_hessian_operator_matches_dense_contraction():
     for backend in ("revrev", "fwdrev"):
         M = lg.model_hessian_operator(P, w, u, backend=backend, chunk_size=3)
         torch.testing.assert_close(M.to_dense(), Md, atol=1e-12, rtol=1e-10)
+        # new output weights must not reuse the graphs cached for the old ones
+        M.set_u(2 * u + 1)
+        M2d = hessian(lambda w_: (P.forward(w_, P._source.X) * (2 * u + 1)).sum(), w)
+        torch.testing.assert_close(M.to_dense(), M2d, atol=1e-12, rtol=1e-10)
     # raw inputs instead of the data
     x = torch.randn(2, 1, 6, 6, dtype=torch.float64)
     u2 = torch.randn(2, 3, dtype=torch.float64)

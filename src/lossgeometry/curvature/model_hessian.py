@@ -125,7 +125,8 @@ class ModelHessianOperator(TorchLinearOperator):
         chunk_size: inputs per chunk.
         max_vectors: vectors per vectorized product.
         backend: ``"revrev"`` (default) or ``"fwdrev"``.
-        cache: keep the gradient graphs until ``u`` changes (default: single chunk).
+        cache: keep the gradient graphs until ``u`` changes (default: a single chunk, or
+            several whose graphs fit in 2 GiB, measured on the first).
     """
 
     def __init__(
@@ -148,14 +149,16 @@ class ModelHessianOperator(TorchLinearOperator):
         self.w = prob._check_w(w).detach().clone() if w is not None else prob.params()
         self.inputs = _Inputs(prob, inputs, indices, chunk_size)
         self.u = self._check_u(u)
-        if cache is None:
-            cache = self.inputs.n <= self.inputs.chunk_size
-        self._hvp = ChunkedHVP(
+        n_chunks = math.ceil(self.inputs.n / self.inputs.chunk_size)
+        if cache is None and n_chunks <= 1:
+            cache = True
+        self._hvp = ChunkedHVP(  # cache=None: kept when all chunks' graphs fit the budget
             lambda w_, x, uc: (prob.forward(w_, x) * uc).sum(),
             self._chunks,
             self.w,
             backend,
-            bool(cache),
+            cache,
+            n_chunks=n_chunks,
         )
 
     def _check_u(self, u: torch.Tensor) -> torch.Tensor:
