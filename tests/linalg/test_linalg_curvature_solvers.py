@@ -211,3 +211,16 @@ def test_error_bounds_closed_form():
     np.testing.assert_allclose(b2, [0.2])
     with pytest.raises(ValueError, match="criterion"):
         lanczos_extremes(lambda v: v, 3, top=1, criterion="ritz")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_lanczos_refuses_a_non_finite_operator(bad):
+    A, _ = sym(20, seed=4)
+
+    def matvec(v):
+        w = A @ v
+        w[3] = bad
+        return w
+
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        lanczos_extremes(matvec, 20, top=1, tol=1e-8)
