@@ -27,6 +27,18 @@ def rng() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
 
 
+def tiny_toml(sections: list[str], *, width: int = 12, extra: str = "") -> str:
+    """A tiny ``analyze`` config for CLI/report tests: 16 digits, a one-hidden-layer MLP of
+    ``width``, 6 GD steps recorded every 2, the given report ``sections``, then ``extra``."""
+    return (
+        'seed = 0\n[data]\nname = "digits"\nn = 16\none_hot = true\n'
+        f'[model]\nname = "mlp"\nwidth = {width}\ndepth = 1\n'
+        "[train]\nsteps = 6\nrecord_every = 2\n"
+        f"[report]\nsections = {sections!r}\n".replace("'", '"')
+        + extra
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:

@@ -25,27 +25,13 @@ from lossgeometry.sweep import (
     threads_per_worker,
 )
 from lossgeometry.sweep.command import parse_grid, parse_value
+from tests.conftest import tiny_toml
 
 matplotlib.use("Agg")
 core = sys.modules["lossgeometry.sweep.core"]  # `lg.sweep` is the function, not the module
 
 # a tiny analyze config: 16 digits, a 1-hidden-layer MLP, 6 GD steps, two cheap sections
-TINY = """
-seed = 0
-[data]
-name = "digits"
-n = 16
-one_hot = true
-[model]
-name = "mlp"
-width = 12
-depth = 1
-[train]
-steps = 6
-record_every = 2
-[report]
-sections = ["problem", "training"]
-"""
+TINY = tiny_toml(["problem", "training"])
 
 runner = CliRunner()
 

@@ -5,27 +5,12 @@ import json
 from typer.testing import CliRunner
 
 from lossgeometry.cli import app
+from tests.conftest import tiny_toml
 
-TINY = """
-seed = 0
-[data]
-name = "digits"
-n = 16
-one_hot = true
-[model]
-name = "mlp"
-width = 12
-depth = 1
-[train]
-steps = 6
-record_every = 2
-[report]
-sections = ["problem", "training", "curvature"]
-[report.curvature]
-probes = 2
-steps = 12
-trace_samples = 12
-"""
+TINY = tiny_toml(
+    ["problem", "training", "curvature"],
+    extra="[report.curvature]\nprobes = 2\nsteps = 12\ntrace_samples = 12\n",
+)
 
 runner = CliRunner()
 

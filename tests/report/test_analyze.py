@@ -5,23 +5,9 @@ from typer.testing import CliRunner
 
 from lossgeometry import __version__
 from lossgeometry.cli import app
+from tests.conftest import tiny_toml
 
-TINY = """
-seed = 0
-[data]
-name = "digits"
-n = 16
-one_hot = true
-[model]
-name = "mlp"
-width = 24
-depth = 1
-[train]
-steps = 6
-record_every = 2
-[report]
-sections = ["problem", "training"]
-"""
+TINY = tiny_toml(["problem", "training"], width=24)
 
 runner = CliRunner()
 
