@@ -19,7 +19,7 @@ import time
 import torch
 
 import lossgeometry as lg
-from lossgeometry.experiments.alphabeta_common import cross_entropy_problem, load_data
+from lossgeometry.app.experiments.alphabeta_common import cross_entropy_problem, load_data
 
 
 def timed(fn):

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import lossgeometry as lg  # noqa: E402
-from lossgeometry.config import DEFAULT_CONFIG, build_problem  # noqa: E402
+from lossgeometry.app.config import DEFAULT_CONFIG, build_problem  # noqa: E402
 from lossgeometry.kernel.spectrum import default_ncv  # noqa: E402
 from lossgeometry.linalg.lanczos import lanczos_extremes  # noqa: E402
 

@@ -15,6 +15,7 @@ from lossgeometry import (  # alpha-beta: analytic examples, SPS/NGN/AdaGrad-nor
     optim,
 )
 from lossgeometry._version import __version__
+from lossgeometry.app.sweep import SweepResult, SweepRun, sweep  # sweeps
 from lossgeometry.conditions.aiming import AimingProfile, RelaxedPL  # alpha-beta
 from lossgeometry.conditions.alphabeta import (  # alpha-beta
     ConditionTrace,
@@ -81,7 +82,6 @@ from lossgeometry.manifold import (  # manifold of minima
 from lossgeometry.monitor import Monitor
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result, load_result
-from lossgeometry.sweep import SweepResult, SweepRun, sweep  # sweeps
 from lossgeometry.train import TrainingDivergedError, Trajectory, train
 
 __all__ = [

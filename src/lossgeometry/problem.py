@@ -52,7 +52,9 @@ DEFAULT_CHUNK_SIZE = 1024
 
 
 @dataclass(frozen=True)
-class _ParamSpec:
+class ParamSpec:
+    """Where one parameter tensor sits in the flat vector: ``w[offset : offset + numel]``."""
+
     name: str
     shape: torch.Size
     numel: int
@@ -300,9 +302,9 @@ class Problem:
                     f"parameter {n!r} has dtype/device {t.dtype}/{t.device} but {names[0]!r} has "
                     f"{self.dtype}/{self.device}: convert the model with model.to(...) first"
                 )
-            specs.append(_ParamSpec(n, t.shape, t.numel(), offset))
+            specs.append(ParamSpec(n, t.shape, t.numel(), offset))
             offset += t.numel()
-        self._specs: tuple[_ParamSpec, ...] = tuple(specs)
+        self._param_specs: tuple[ParamSpec, ...] = tuple(specs)
         self.p: int = offset
         self._fixed = {n: t.detach() for n, t in named.items() if n not in set(names)}
 
@@ -312,7 +314,7 @@ class Problem:
         idx = torch.arange(min(self.n, 2))
         x, y = self._source.get(idx)
         with torch.no_grad():
-            out = self._forward_dict(self._param_dict(self.params()), x)
+            out = self.forward_with(self.param_dict(self.params()), x)
         if not torch.is_tensor(out):
             raise TypeError(
                 f"the model returned {type(out).__name__}; lossgeometry needs a tensor of outputs "
@@ -365,17 +367,17 @@ class Problem:
     @property
     def param_names(self) -> list[str]:
         """Names of the parameters that count, in flat-vector order."""
-        return [s.name for s in self._specs]
+        return [s.name for s in self._param_specs]
 
     @property
     def param_shapes(self) -> dict[str, torch.Size]:
         """Shape of each counted parameter."""
-        return {s.name: s.shape for s in self._specs}
+        return {s.name: s.shape for s in self._param_specs}
 
     @property
     def param_slices(self) -> dict[str, slice]:
         """Where each counted parameter sits in the flat vector ``w``."""
-        return {s.name: slice(s.offset, s.offset + s.numel) for s in self._specs}
+        return {s.name: slice(s.offset, s.offset + s.numel) for s in self._param_specs}
 
     @property
     def loss_scale(self) -> float:
@@ -419,27 +421,62 @@ class Problem:
     def params(self) -> torch.Tensor:
         """The model's current counted parameters as a flat vector ``w ∈ R^p`` (a copy)."""
         named = dict(self.model.named_parameters())
-        return torch.cat([named[s.name].detach().reshape(-1) for s in self._specs]).clone()
+        return torch.cat([named[s.name].detach().reshape(-1) for s in self._param_specs]).clone()
 
     def set_params(self, w: torch.Tensor) -> None:
         """Write the flat vector ``w`` into the model's parameters (in place)."""
-        w = self._check_w(w)
+        w = self.check_w(w)
         named = dict(self.model.named_parameters())
         with torch.no_grad():
-            for s in self._specs:
+            for s in self._param_specs:
                 named[s.name].copy_(w[s.offset : s.offset + s.numel].view(s.shape))
 
-    def _param_dict(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
+    # ------------------------------------------------------------------ developer API
+    # What measurements build on: parameters of a flat w, the forward on a chunk, the data
+    # by chunks or by index, and the checks every entry point makes. Documented in
+    # docs/design.md ("The Problem's developer API"); nothing outside this module uses an
+    # underscore member.
+    @property
+    def param_specs(self) -> tuple[ParamSpec, ...]:
+        """The counted parameters in flat order: name, shape, size and offset in ``w``."""
+        return self._param_specs
+
+    @property
+    def custom_loss(self) -> Any:
+        """The user's per-sample loss callable, or ``None`` for a named loss."""
+        return self._custom_loss
+
+    def batch(
+        self, indices: torch.Tensor | Sequence[int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets ``(x, y)`` of the given samples (all samples if ``None``).
+
+        On the Problem's device and dtype; a loader-backed Problem reads them from its
+        dataset (for all samples, every batch of the loader).
+        """
+        if indices is None:
+            if isinstance(self._source, _TensorSource):
+                return self._source.X, self._source.Y
+            xs, ys = zip(*((x, y) for _, x, y in self._source.chunks(self.chunk_size)), strict=True)
+            return torch.cat(xs), torch.cat(ys)
+        return self._source.get(self.check_indices(indices))
+
+    def param_dict(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The named parameter tensors of a flat ``w``: views, differentiable in ``w``."""
         # one split, not one slice per tensor: the backward of split is a single concatenation,
         # while each slice's backward fills a p-sized zero tensor (p-sized work per tensor and
         # per product, visible in Hessian-vector products of models with many tensors)
-        sizes = [s.numel for s in self._specs]
+        sizes = [s.numel for s in self._param_specs]
         if sum(sizes) != w.shape[-1]:
             raise ValueError(f"w has {w.shape[-1]} entries, the model {sum(sizes)} parameters")
         pieces = torch.split(w, sizes)
-        return {s.name: t.view(s.shape) for s, t in zip(self._specs, pieces, strict=True)}
+        return {s.name: t.view(s.shape) for s, t in zip(self._param_specs, pieces, strict=True)}
 
-    def _check_w(self, w: torch.Tensor | None) -> torch.Tensor:
+    def check_w(self, w: torch.Tensor | None) -> torch.Tensor:
+        """A flat point ``w`` checked for shape ``(p,)``, on the Problem's device and dtype.
+
+        ``None`` means the model's current parameters; anything else raises a clear error.
+        """
         if w is None:
             return self.params()
         if not isinstance(w, torch.Tensor):
@@ -452,7 +489,8 @@ class Problem:
             w = w.to(device=self.device, dtype=self.dtype)
         return w
 
-    def _check_v(self, v: torch.Tensor, name: str = "v") -> torch.Tensor:
+    def check_v(self, v: torch.Tensor, name: str = "v") -> torch.Tensor:
+        """A direction ``(p,)`` or block of directions ``(p, m)`` on the Problem's device/dtype."""
         if v.shape[0] != self.p:
             raise ValueError(
                 f"{name} must have shape ({self.p},) or ({self.p}, m), got {tuple(v.shape)}"
@@ -460,7 +498,11 @@ class Problem:
         return v.to(device=self.device, dtype=self.dtype)
 
     # ------------------------------------------------------------------ functional core
-    def _forward_dict(self, pdict: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def forward_with(self, pdict: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The model's raw output on a chunk ``x``, counted parameters from ``pdict``.
+
+        Frozen parameters and buffers come from the model; the result is pure in ``pdict``.
+        """
         tensors = {**self._fixed, **dict(self.model.named_buffers()), **pdict}
         return functional_call(self.model, tensors, (x,))
 
@@ -470,7 +512,7 @@ class Problem:
         Pure in ``w`` (safe under ``torch.func`` transforms), so kernels and Jacobians are
         built from it. ``x`` may also be a single unbatched sample inside ``vmap``.
         """
-        out = self._forward_dict(self._param_dict(w), x)
+        out = self.forward_with(self.param_dict(w), x)
         return out.reshape(out.shape[0], -1)
 
     def _forward_swapped(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -499,7 +541,7 @@ class Problem:
         ce = torch.nn.functional.cross_entropy(logits, y.reshape(-1), reduction="none")
         return ce.reshape(b, -1).mean(dim=1)
 
-    def _reduce(self, total: torch.Tensor, count: int) -> torch.Tensor:
+    def reduce_sum(self, total: torch.Tensor, count: int) -> torch.Tensor:
         """Turn a sum of ``ℓ_i`` over ``count`` samples into an unbiased estimate of ``L``."""
         if self.reduction == "mean":
             return total / count
@@ -513,13 +555,14 @@ class Problem:
         if indices is None:
             yield from self._source.chunks(cs)
             return
-        idx = self._check_indices(indices)
+        idx = self.check_indices(indices)
         for s in range(0, idx.numel(), cs):
             sub = idx[s : s + cs]
             x, y = self._source.get(sub)
             yield sub, x, y
 
-    def _check_indices(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
+    def check_indices(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Sample indices as a long tensor, checked to lie in ``[0, n)`` and to be non-empty."""
         idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         if idx.numel() == 0:
             raise ValueError("indices is empty: pass at least one sample index")
@@ -527,7 +570,8 @@ class Problem:
             raise ValueError(f"sample indices must lie in [0, {self.n - 1}]")
         return idx.cpu() if isinstance(self._source, _LoaderSource) else idx.to(self.device)
 
-    def _count(self, indices: torch.Tensor | Sequence[int] | None) -> int:
+    def sample_count(self, indices: torch.Tensor | Sequence[int] | None) -> int:
+        """How many samples ``indices`` select (``n`` for ``None``)."""
         return self.n if indices is None else len(torch.as_tensor(indices).reshape(-1))
 
     # ------------------------------------------------------------------ views
@@ -536,7 +580,7 @@ class Problem:
         self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
     ) -> torch.Tensor:
         """Model outputs ``F(w)``, shape ``(n, k)`` (or ``(len(indices), k)``)."""
-        w = self._check_w(w)
+        w = self.check_w(w)
         return torch.cat([self.forward(w, x) for _, x, _ in self.iter_chunks(indices)])
 
     @torch.no_grad()
@@ -553,7 +597,7 @@ class Problem:
         """``r(w) = F(w) − Y``, shape ``(n, k)``; MSE only. ``L = loss_scale · ½‖r‖²``."""
         if not self.is_mse:
             raise ValueError("residual() is defined for loss='mse' only")
-        w = self._check_w(w)
+        w = self.check_w(w)
         return torch.cat(
             [
                 self.forward(w, x) - y.reshape(y.shape[0], -1)
@@ -566,7 +610,7 @@ class Problem:
         self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
     ) -> torch.Tensor:
         """Per-sample losses ``ℓ_i(w)``, shape ``(n,)``; see :meth:`per_sample_loss_fn`."""
-        w = self._check_w(w)
+        w = self.check_w(w)
         return torch.cat(
             [
                 self.per_sample_loss_fn(self.forward(w, x), y)
@@ -574,7 +618,8 @@ class Problem:
             ]
         )
 
-    def _chunk_loss_sum(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def chunk_loss_sum(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``Σ_{i ∈ chunk} ℓ_i(w)`` on a chunk ``(x, y)``: pure in ``w`` (``torch.func``-safe)."""
         return self.per_sample_loss_fn(self.forward(w, x), y).sum()
 
     @torch.no_grad()
@@ -586,24 +631,24 @@ class Problem:
         With ``indices``, the unbiased mini-batch estimate of ``L``: ``(n/b) Σ_{i∈B} ℓ_i``
         for ``"sum"``, ``(1/b) Σ_{i∈B} ℓ_i`` for ``"mean"``.
         """
-        w = self._check_w(w)
-        total = sum(self._chunk_loss_sum(w, x, y) for _, x, y in self.iter_chunks(indices))
-        return self._reduce(total, self._count(indices))
+        w = self.check_w(w)
+        total = sum(self.chunk_loss_sum(w, x, y) for _, x, y in self.iter_chunks(indices))
+        return self.reduce_sum(total, self.sample_count(indices))
 
     def loss_and_grad(
         self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(L(w), ∇L(w))`` in one pass over the data (chunked); normalization as :meth:`loss`."""
-        w = self._check_w(w).detach()
-        g_and_v = torch.func.grad_and_value(self._chunk_loss_sum)
+        w = self.check_w(w).detach()
+        g_and_v = torch.func.grad_and_value(self.chunk_loss_sum)
         total = torch.zeros((), device=self.device, dtype=self.dtype)
         g = torch.zeros_like(w)
         for _, x, y in self.iter_chunks(indices):
             gi, li = g_and_v(w, x, y)
             g += gi
             total += li.detach()
-        count = self._count(indices)
-        return self._reduce(total, count), self._reduce(g, count)
+        count = self.sample_count(indices)
+        return self.reduce_sum(total, count), self.reduce_sum(g, count)
 
     def grad(
         self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
@@ -618,8 +663,8 @@ class Problem:
 
         ``v`` has shape ``(p,)``; for ``(p, m)`` the result is ``(n, k, m)``.
         """
-        w = self._check_w(w).detach()
-        v = self._check_v(v)
+        w = self.check_w(w).detach()
+        v = self.check_v(v)
         if v.ndim == 2:
             return torch.stack([self.jvp(w, v[:, j], indices) for j in range(v.shape[1])], dim=-1)
         outs = []
@@ -632,8 +677,8 @@ class Problem:
         self, w: torch.Tensor | None, u: torch.Tensor, indices: Sequence[int] | None = None
     ) -> torch.Tensor:
         """``DF(w)ᵀ u ∈ R^p`` for ``u`` of shape ``(n, k)`` (one row per selected sample)."""
-        w = self._check_w(w).detach()
-        m = self._count(indices)
+        w = self.check_w(w).detach()
+        m = self.sample_count(indices)
         if u.shape[0] != m or u[0].numel() != self.k:
             raise ValueError(f"u must have shape ({m}, {self.k}), got {tuple(u.shape)}")
         u = u.reshape(m, self.k).to(device=self.device, dtype=self.dtype)
@@ -654,9 +699,9 @@ class Problem:
         ``v`` of shape ``(p,)`` or ``(p, m)`` (then ``m`` products, vectorized with ``vmap``).
         Normalization as :meth:`loss`.
         """
-        w = self._check_w(w).detach()
-        v = self._check_v(v)
-        gfun = grad(self._chunk_loss_sum)
+        w = self.check_w(w).detach()
+        v = self.check_v(v)
+        gfun = grad(self.chunk_loss_sum)
         out = torch.zeros_like(v)
         for _, x, y in self.iter_chunks(indices):
 
@@ -664,7 +709,7 @@ class Problem:
                 return jvp(lambda w_: gfun(w_, x, y), (w,), (vec,))[1]
 
             out += hv(v) if v.ndim == 1 else torch.func.vmap(hv, in_dims=1, out_dims=1)(v)
-        return self._reduce(out, self._count(indices)).detach()
+        return self.reduce_sum(out, self.sample_count(indices)).detach()
 
     # ------------------------------------------------------------------ copies
     def to(

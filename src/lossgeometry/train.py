@@ -256,7 +256,7 @@ def train(
         raise ValueError(f"record_every must be a positive integer, got {record_every!r}")
     if lr is not None and not (lr > 0):
         raise ValueError(f"lr must be positive, got {lr!r}")
-    start = problem._check_w(w0).detach().clone()
+    start = problem.check_w(w0).detach().clone()
     w = start.clone().requires_grad_(True)
     opt, opt_name = make_optimizer(optimizer, [w], lr, **(optimizer_kwargs or {}))
     scheduler = lr_scheduler(opt) if lr_scheduler is not None else None

@@ -41,6 +41,6 @@ def mlp_problem(
 
 def dense_kernel(problem: lg.Problem, w: torch.Tensor) -> torch.Tensor:
     """K = J Jᵀ from torch.func.jacrev of the flat forward (independent of lg.kernel)."""
-    X = problem._source.X
+    X = problem.batch()[0]
     J = torch.func.jacrev(lambda w_: problem.forward(w_, X).reshape(-1))(w)
     return J @ J.T

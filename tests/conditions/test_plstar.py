@@ -158,7 +158,7 @@ def test_pl_ratio_bound_is_attained_so_the_factor_two_is_exact():
     F = problem.F(w).reshape(-1)
     for reduction in ("sum", "mean"):
         p2 = lg.Problem(
-            problem.model, problem._source.X, (F - V[:, 0]).reshape(-1, 1), reduction=reduction
+            problem.model, problem.batch()[0], (F - V[:, 0]).reshape(-1, 1), reduction=reduction
         )
         L, grad = p2.loss_and_grad(w)
         assert float(grad.norm() ** 2 / L) == pytest.approx(

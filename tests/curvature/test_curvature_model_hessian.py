@@ -51,7 +51,7 @@ def problem(n=2, d_out=1, seed=0):
 def test_norm_matches_dense_oracle_two_outputs(n, k):
     P = problem(n=n, d_out=k)
     w = P.params()
-    Hs = output_hessians(P, w, P._source.X)
+    Hs = output_hessians(P, w, P.batch()[0])
     exact = circle_oracle(Hs)
     r = lg.model_hessian_norm(P, w, tol=1e-8, maxiter=200, restarts=3)
     assert r.norm == pytest.approx(exact, rel=1e-6)
@@ -63,7 +63,7 @@ def test_norm_matches_dense_oracle_two_outputs(n, k):
 def test_norm_many_outputs_against_dense_alternation_and_bounds():
     P = problem(n=3, d_out=2, seed=1)
     w = P.params()
-    Hs = output_hessians(P, w, P._source.X)  # (6, p, p)
+    Hs = output_hessians(P, w, P.batch()[0])  # (6, p, p)
     r = lg.model_hessian_norm(P, w, tol=1e-8, maxiter=150, restarts=3)
     each = lg.model_hessian_norm(P, w, tol=1e-6, restarts=1, per_sample=True)
     # dense multi-start alternating maximization with exact eigensolves (the same fixed points)
@@ -93,7 +93,7 @@ def test_norm_many_outputs_against_dense_alternation_and_bounds():
 def test_single_input_per_sample_norm_is_the_hessian_spectral_norm():
     P = problem(n=3, d_out=1)
     w = P.params()
-    x = P._source.X[1]
+    x = P.batch()[0][1]
     r = lg.model_hessian_norm(P, w, inputs=x, tol=1e-10)
     Hx = hessian(lambda w_: P.forward(w_, x[None]).sum(), w)
     assert r.per_sample and r.n_inputs == 1

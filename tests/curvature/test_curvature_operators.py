@@ -114,7 +114,7 @@ def test_minibatch_hessian_is_the_hessian_of_the_minibatch_loss():
     w = P.params()
     idx = [1, 4, 6]
     H = lg.hessian_operator(P, w, indices=idx).to_dense()
-    Hd = hessian(lambda w_: P._chunk_loss_sum(w_, P._source.X[idx], P._source.Y[idx]) / 3, w)
+    Hd = hessian(lambda w_: P.chunk_loss_sum(w_, P.batch()[0][idx], P.batch()[1][idx]) / 3, w)
     torch.testing.assert_close(H, Hd, atol=1e-12, rtol=1e-10)
 
 
@@ -122,13 +122,13 @@ def test_model_hessian_operator_matches_dense_contraction():
     P = make("cnn", "mse", "sum", n=4)
     w = P.params()
     u = torch.randn(4, 3, dtype=torch.float64)
-    Md = hessian(lambda w_: (P.forward(w_, P._source.X) * u).sum(), w)
+    Md = hessian(lambda w_: (P.forward(w_, P.batch()[0]) * u).sum(), w)
     for backend in ("revrev", "fwdrev"):
         M = lg.model_hessian_operator(P, w, u, backend=backend, chunk_size=3)
         torch.testing.assert_close(M.to_dense(), Md, atol=1e-12, rtol=1e-10)
         # new output weights must not reuse the graphs cached for the old ones
         M.set_u(2 * u + 1)
-        M2d = hessian(lambda w_: (P.forward(w_, P._source.X) * (2 * u + 1)).sum(), w)
+        M2d = hessian(lambda w_: (P.forward(w_, P.batch()[0]) * (2 * u + 1)).sum(), w)
         torch.testing.assert_close(M.to_dense(), M2d, atol=1e-12, rtol=1e-10)
     # raw inputs instead of the data
     x = torch.randn(2, 1, 6, 6, dtype=torch.float64)

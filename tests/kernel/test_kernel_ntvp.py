@@ -20,7 +20,7 @@ def problem() -> lg.Problem:
 
 
 def test_operator_products_match_dense(problem):
-    K = oracle_kernel(problem.model, problem._source.X).numpy()
+    K = oracle_kernel(problem.model, problem.batch()[0]).numpy()
     op = lg.ntk_operator(problem)
     assert isinstance(op, LinearOperator)
     assert op.shape == (18, 18) and op.dtype == np.float64
@@ -36,7 +36,7 @@ def test_operator_products_match_dense(problem):
 
 
 def test_double_vjp_path_when_forward_ad_is_unavailable(problem):
-    K = oracle_kernel(problem.model, problem._source.X).numpy()
+    K = oracle_kernel(problem.model, problem.batch()[0]).numpy()
     op = lg.ntk_operator(problem, chunk_size=5)
     op._forward_ad = False
     V = np.random.default_rng(1).standard_normal((18, 3))
@@ -44,7 +44,7 @@ def test_double_vjp_path_when_forward_ad_is_unavailable(problem):
 
 
 def test_scipy_eigsh_on_the_operator(problem):
-    K = oracle_kernel(problem.model, problem._source.X)
+    K = oracle_kernel(problem.model, problem.batch()[0])
     ev = torch.linalg.eigvalsh(K).numpy()
     top = eigsh(lg.ntk_operator(problem), k=2, which="LA", return_eigenvectors=False)
     assert np.allclose(np.sort(top), ev[-2:], rtol=1e-9)
@@ -52,7 +52,7 @@ def test_scipy_eigsh_on_the_operator(problem):
 
 def test_outputs_subset_indices_and_point(problem):
     w = problem.params() + 0.1
-    X = problem._source.X
+    X = problem.batch()[0]
     K = oracle_kernel(problem.with_params(w).model, X[[1, 4]]).reshape(2, 3, 2, 3)
     sub = K[:, [0, 2]][:, :, :, [0, 2]].reshape(4, 4).numpy()
     op = lg.ntk_operator(problem, w, outputs=[0, 2], indices=[1, 4])

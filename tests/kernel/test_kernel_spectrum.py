@@ -28,7 +28,7 @@ def problem() -> lg.Problem:
 
 @pytest.fixture(scope="module")
 def oracle_ev(problem) -> np.ndarray:
-    return torch.linalg.eigvalsh(oracle_kernel(problem.model, problem._source.X)).numpy()
+    return torch.linalg.eigvalsh(oracle_kernel(problem.model, problem.batch()[0])).numpy()
 
 
 def test_dense_spectrum_matches_eigvalsh(problem, oracle_ev):
@@ -56,7 +56,7 @@ def wide_problem() -> lg.Problem:
 @pytest.mark.parametrize("method", ["lanczos", "arpack"])
 def test_matrix_free_extremes(wide_problem, method):
     pb = wide_problem
-    ev = torch.linalg.eigvalsh(oracle_kernel(pb.model, pb._source.X)).numpy()
+    ev = torch.linalg.eigvalsh(oracle_kernel(pb.model, pb.batch()[0])).numpy()
     s = lg.kernel_spectrum(pb, method=method, k=2, tol=1e-8, seed=3)
     assert s.method == method and s.converged
     exact = np.r_[ev[:2], ev[-2:]]
@@ -87,7 +87,7 @@ def test_lanczos_lambda_min_of_an_ill_conditioned_kernel():
     model = lg.models.mlp(16, 64, 1, 2, parameterization="ntk", seed=1).double()
     X = torch.randn(150, 16, generator=g, dtype=torch.float64)
     pb = lg.Problem(model, X, torch.zeros(150, 2, dtype=torch.float64))
-    ev = torch.linalg.eigvalsh(oracle_kernel(pb.model, pb._source.X)).numpy()
+    ev = torch.linalg.eigvalsh(oracle_kernel(pb.model, pb.batch()[0])).numpy()
     assert 1e4 < ev[-1] / ev[0] < 1e5
     for ncv, budget in ((None, 200), (40, 1500)):
         s = lg.kernel_spectrum(pb, method="lanczos", tol=1e-6, seed=0, ncv=ncv, maxiter=3000)
@@ -98,7 +98,7 @@ def test_lanczos_lambda_min_of_an_ill_conditioned_kernel():
 
 def test_lobpcg_extremes_and_non_convergence(wide_problem):
     pb = wide_problem
-    ev = torch.linalg.eigvalsh(oracle_kernel(pb.model, pb._source.X)).numpy()
+    ev = torch.linalg.eigvalsh(oracle_kernel(pb.model, pb.batch()[0])).numpy()
     s = lg.kernel_spectrum(pb, method="lobpcg", tol=1e-5, seed=3)
     assert s.method == "lobpcg" and s.converged
     np.testing.assert_allclose(s.eigenvalues, [ev[0], ev[-1]], rtol=1e-5)
@@ -111,7 +111,7 @@ def test_lobpcg_extremes_and_non_convergence(wide_problem):
 def test_float32_problem_and_float64_request():
     pb = _problem(dtype=torch.float32)
     ev = torch.linalg.eigvalsh(
-        oracle_kernel(copy.deepcopy(pb.model).double(), pb._source.X.double())
+        oracle_kernel(copy.deepcopy(pb.model).double(), pb.batch()[0].double())
     ).numpy()
     s32 = lg.kernel_spectrum(pb)
     assert s32.dtype == "float32"
@@ -138,7 +138,7 @@ def test_under_parameterized_kernel_is_singular():
 
 
 def test_trace_outputs_and_indices(problem):
-    K = oracle_kernel(problem.model, problem._source.X).reshape(6, 2, 6, 2)
+    K = oracle_kernel(problem.model, problem.batch()[0]).reshape(6, 2, 6, 2)
     s = lg.kernel_spectrum(problem, outputs="trace")
     ev = torch.linalg.eigvalsh(torch.einsum("iaja->ij", K)).numpy()
     np.testing.assert_allclose(s.eigenvalues, ev, rtol=1e-9, atol=1e-12 * ev[-1])

@@ -134,7 +134,7 @@ def test_w_argument_and_model_untouched():
     w0 = pb.params()
     w = w0 + 0.3 * torch.randn(pb.p, generator=_g(7), dtype=torch.float64)
     K = lg.tangent_kernel(pb, w)
-    K_ref = oracle_kernel(pb.with_params(w).model, pb._source.X)
+    K_ref = oracle_kernel(pb.with_params(w).model, pb.batch()[0])
     assert rel_err(K, K_ref) < 1e-10
     assert torch.equal(pb.params(), w0)
 
@@ -162,7 +162,7 @@ def test_chunking_does_not_change_the_kernel():
 def test_outputs_trace_subset_and_diagonal(method):
     pb = _mlp_problem(n=4)
     n, k = pb.n, pb.k
-    K = oracle_kernel(pb.model, pb._source.X).reshape(n, k, n, k)
+    K = oracle_kernel(pb.model, pb.batch()[0]).reshape(n, k, n, k)
     tr = lg.tangent_kernel(pb, method=method, outputs="trace")
     assert rel_err(tr, torch.einsum("iaja->ij", K)) < 1e-10
     sub = lg.tangent_kernel(pb, method=method, outputs=[2, 0])
@@ -180,7 +180,7 @@ def test_indices_subset():
     pb = _mlp_problem(n=6)
     idx = [4, 1, 2]
     K = lg.tangent_kernel(pb, indices=idx)
-    K0 = oracle_kernel(pb.model, pb._source.X[idx])
+    K0 = oracle_kernel(pb.model, pb.batch()[0][idx])
     assert rel_err(K, K0) < 1e-10
 
 

@@ -43,7 +43,7 @@ def test_linear_model_is_solved_in_one_step_at_the_minimum_norm_point() -> None:
     sol = lg.find_interpolant(pr, w0=w0, progress=False)
     # one Gauss-Newton step solves it (the second, a polishing step, only removes rounding)
     assert sol.success and sol.history[1] < 1e-13 and sol.iterations <= 2
-    X, Y = pr._source.X, pr._source.Y
+    X, Y = pr.batch()[0], pr.batch()[1]
     w_min_norm = torch.linalg.pinv(X) @ Y.reshape(-1)  # closed form X⁺ Y
     assert torch.allclose(sol.w, w_min_norm, atol=1e-12)
 
@@ -91,8 +91,8 @@ def test_least_squares_minimum_matches_scipy() -> None:
     pr = exponential_problem(n=20)
     sol = lg.least_squares_minimum(pr, progress=False)
     assert sol.success and sol.relative_grad < 1e-9
-    x = pr._source.X.reshape(-1).numpy()
-    y = pr._source.Y.reshape(-1).numpy()
+    x = pr.batch()[0].reshape(-1).numpy()
+    y = pr.batch()[1].reshape(-1).numpy()
     ref = scipy.optimize.least_squares(
         lambda v: v[0] * np.exp(v[1] * x) - y, x0=[1.0, 0.5], xtol=1e-15, ftol=1e-15, gtol=1e-15
     )

@@ -10,7 +10,7 @@ from manifold_fixtures import exponential_problem, mlp_problem
 from typer.testing import CliRunner
 
 import lossgeometry as lg
-from lossgeometry.report.registry import Context
+from lossgeometry.app.report.section import Context
 
 
 def test_analyze_manifold_on_a_subset(tmp_path) -> None:
@@ -43,7 +43,7 @@ def _context(pr, tmp_path, options=None) -> Context:
 
 
 def test_report_section(tmp_path) -> None:
-    from lossgeometry.report.sections.manifold import manifold_section
+    from lossgeometry.app.report.sections.manifold import manifold_section
 
     pr = mlp_problem(n=12, d=4, width=16, k=2)
     out = manifold_section(_context(pr, tmp_path, {"max_equations": 16, "walk_steps": 1}))
@@ -65,7 +65,7 @@ def test_report_section(tmp_path) -> None:
 
 
 def test_cli_manifold_command(tmp_path) -> None:
-    from lossgeometry.cli import app
+    from lossgeometry.app.cli import app
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(
@@ -99,7 +99,7 @@ def test_cli_manifold_command(tmp_path) -> None:
 
 
 def test_experiment_tiny_grid_and_resume(tmp_path) -> None:
-    from lossgeometry.experiments import run_experiment
+    from lossgeometry.app.experiments import run_experiment
 
     cfg = tmp_path / "e.toml"
     cfg.write_text(

@@ -19,7 +19,7 @@ def test_linear_model_affine_solution_set_has_dimension_p_minus_n() -> None:
     assert rep.dimension == rep.expected_dimension == 15 - 6
     assert rep.hessian_nullity == 9 and rep.agrees
     # singular values of J = X exactly
-    sx = torch.linalg.svdvals(pr._source.X).numpy()
+    sx = torch.linalg.svdvals(pr.batch()[0]).numpy()
     assert np.allclose(rep.singular_values, sx, rtol=1e-12)
 
 
@@ -92,8 +92,8 @@ def test_tangent_and_normal_directions() -> None:
 
 def test_rank_deficient_jacobian_with_duplicate_samples() -> None:
     pr0 = mlp_problem(n=6, d=3, width=8, k=1)
-    X = torch.cat([pr0._source.X, pr0._source.X[:2]])  # two samples repeated, same targets
-    Y = torch.cat([pr0._source.Y, pr0._source.Y[:2]])
+    X = torch.cat([pr0.batch()[0], pr0.batch()[0][:2]])  # two samples repeated, same targets
+    Y = torch.cat([pr0.batch()[1], pr0.batch()[1][:2]])
     pr = lg.Problem(pr0.model, X, Y)
     sol = lg.find_interpolant(pr, progress=False)
     assert sol.success  # consistent equations: still solvable
@@ -119,7 +119,7 @@ def test_non_interpolant_is_flagged_and_roundtrip(tmp_path) -> None:
 def test_float32_model_and_mean_reduction() -> None:
     pr = mlp_problem(n=5, width=6, k=1)
     pr_mean = lg.Problem(
-        pr.model.float(), pr._source.X.float(), pr._source.Y.float(), reduction="mean"
+        pr.model.float(), pr.batch()[0].float(), pr.batch()[1].float(), reduction="mean"
     )
     sol = lg.find_interpolant(pr_mean, progress=False)
     rep = lg.solution_manifold(pr_mean, sol.w)

@@ -9,14 +9,14 @@ from torch.autograd.functional import hessian, jacobian
 def dense_outputs(problem, w: torch.Tensor) -> torch.Tensor:
     """F(w) as (n, k) by a plain forward with the parameters written into the model."""
     m = problem.with_params(w).model
-    X, _ = problem._source.X, problem._source.Y
+    X, _ = problem.batch()[0], problem.batch()[1]
     out = m(X)
     return out.reshape(out.shape[0], -1)
 
 
 def dense_jacobian(problem, w: torch.Tensor) -> torch.Tensor:
     """DF(w) as (n*k, p) by torch.autograd.functional.jacobian of the flat forward."""
-    X = problem._source.X
+    X = problem.batch()[0]
 
     def f(w_):
         return problem.forward(w_, X).reshape(-1)
@@ -26,7 +26,7 @@ def dense_jacobian(problem, w: torch.Tensor) -> torch.Tensor:
 
 def dense_loss_fn(problem):
     """w -> L(w) written from scratch (no Problem loss code)."""
-    X, Y = problem._source.X, problem._source.Y
+    X, Y = problem.batch()[0], problem.batch()[1]
     n = X.shape[0]
 
     def L(w_):

@@ -604,7 +604,7 @@ def record_conditions(
         raise ValueError(f"full_loss_every must be a non-negative integer, got {full_loss_every}")
     scale = float(n) if problem.reduction == "sum" else 1.0
     f_star_vec, f_star_scalar = _f_star_vector(f_star, n, problem.device)
-    start = problem._check_w(w0).detach().clone()
+    start = problem.check_w(w0).detach().clone()
     common = dict(
         lr=lr,
         batch_size=batch,
@@ -629,7 +629,7 @@ def record_conditions(
                 final_loss = float(first.loss[-1]) / scale
                 opt_name = first.optimizer
             else:
-                wK = problem._check_w(x_final).detach().clone()
+                wK = problem.check_w(x_final).detach().clone()
                 final_loss = float(problem.loss(wK)) / scale
             rec = _Recorder(
                 problem,

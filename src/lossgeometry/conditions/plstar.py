@@ -377,7 +377,7 @@ def certify_plstar(
         raise ValueError(f"max_rounds must be a positive integer, got {max_rounds!r}")
     if not 0 <= margin < 10:
         raise ValueError(f"margin must lie in [0, 10), got {margin!r}")
-    w0 = problem._check_w(w0).detach().clone()
+    w0 = problem.check_w(w0).detach().clone()
     c = problem.loss_scale
     nk = problem.n * problem.k
     tol = _default_zero_tol(problem.dtype) if zero_tol is None else float(zero_tol)
@@ -390,7 +390,7 @@ def certify_plstar(
 
     def add(ws: list[torch.Tensor], source: str, desc: str) -> None:
         for w in progress_bar(ws, progress, desc=desc, unit="point"):
-            w = problem._check_w(w).detach()
+            w = problem.check_w(w).detach()
             consts.append(evaluate_point(problem, w, w0, **opts))
             pts.append(w.clone())
             sources.append(source)

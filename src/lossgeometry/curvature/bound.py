@@ -113,7 +113,7 @@ def hessian_bound(
             f"Problem uses {problem.loss_name!r}. Build the Problem with loss='mse'"
         )
     prob = reference_problem(problem, dtype)
-    w = prob._check_w(w).detach()
+    w = prob.check_w(w).detach()
     tol = default_tol(prob.dtype) if tol is None else float(tol)
     margin = 10 * tol if margin is None else float(margin)
     c = prob.loss_scale

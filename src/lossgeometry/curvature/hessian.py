@@ -239,15 +239,15 @@ class HessianOperator(TorchLinearOperator):
         super().__init__(prob.p, prob.dtype, prob.device, max_vectors=max_vectors)
         self.problem = prob
         self.of = of
-        self.w = prob._check_w(w).detach().clone() if w is not None else prob.params()
+        self.w = prob.check_w(w).detach().clone() if w is not None else prob.params()
         self.indices = indices
         self.chunk_size = chunk_size
-        self._count = prob._count(indices)
+        self._count = prob.sample_count(indices)
         n_chunks = math.ceil(self._count / (chunk_size or prob.chunk_size))
         if cache is None and n_chunks <= 1:
             cache = True
         self._hvp = ChunkedHVP(
-            prob._chunk_loss_sum,
+            prob.chunk_loss_sum,
             lambda: ((x, y) for _, x, y in prob.iter_chunks(indices, chunk_size)),
             self.w,
             backend,
@@ -264,7 +264,7 @@ class HessianOperator(TorchLinearOperator):
             out = torch.zeros_like(V)
             for _, x, y in prob.iter_chunks(self.indices, self.chunk_size):
                 out += _ggn_chunk(prob, self.w, x, y, V)
-        return prob._reduce(out, self._count).detach()
+        return prob.reduce_sum(out, self._count).detach()
 
 
 def _ggn_chunk(

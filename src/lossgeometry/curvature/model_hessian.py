@@ -73,7 +73,7 @@ class _Inputs:
         if inputs is not None:
             if not isinstance(inputs, torch.Tensor):
                 raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
-            sample_shape = tuple(problem._source.get(torch.arange(1))[0].shape[1:])
+            sample_shape = tuple(problem.batch(torch.arange(1))[0].shape[1:])
             X = inputs
             if tuple(X.shape) == sample_shape:
                 X, self.single = X.unsqueeze(0), True
@@ -91,7 +91,7 @@ class _Inputs:
             )
             self.n = X.shape[0]
         else:
-            self.n = problem._count(indices)
+            self.n = problem.sample_count(indices)
             if indices is not None and self.n == 1:
                 self.single = True
 
@@ -146,7 +146,7 @@ class ModelHessianOperator(TorchLinearOperator):
         prob = reference_problem(problem, dtype)
         super().__init__(prob.p, prob.dtype, prob.device, max_vectors=max_vectors)
         self.problem = prob
-        self.w = prob._check_w(w).detach().clone() if w is not None else prob.params()
+        self.w = prob.check_w(w).detach().clone() if w is not None else prob.params()
         self.inputs = _Inputs(prob, inputs, indices, chunk_size)
         self.u = self._check_u(u)
         n_chunks = math.ceil(self.inputs.n / self.inputs.chunk_size)
@@ -244,8 +244,8 @@ def second_directional_derivative(
 
     One forward-over-forward ``jvp`` per chunk of inputs.
     """
-    w = problem._check_w(w).detach()
-    v = problem._check_v(v)
+    w = problem.check_w(w).detach()
+    v = problem.check_v(v)
     return _g(problem, w, v, _Inputs(problem, inputs, indices, chunk_size))
 
 
@@ -367,7 +367,7 @@ def model_hessian_norm(
     if not tol > 0 or maxiter < 1 or inner_steps < 2:
         raise ValueError("need tol > 0, maxiter >= 1 and inner_steps >= 2")
     prob = reference_problem(problem, dtype)
-    w = prob._check_w(w).detach()
+    w = prob.check_w(w).detach()
     op = ModelHessianOperator(
         prob,
         w,

@@ -21,6 +21,7 @@ import torch
 from scipy.sparse.linalg import LinearOperator
 from torch.func import jvp, vjp, vmap
 
+from lossgeometry.kernel.outputs import check_no_train_batchnorm, resolve_outputs
 from lossgeometry.problem import Problem
 
 _MAX_COLS = 32
@@ -66,7 +67,7 @@ class NTKOperator(LinearOperator):
     def _chunks(self):
         for s in range(0, self.m, self.chunk_size):
             idx = self.indices[s : s + self.chunk_size]
-            x, _ = self.problem._source.get(self.problem._check_indices(idx))
+            x, _ = self.problem.batch(self.problem.check_indices(idx))
             yield s, idx.numel(), x
 
     def _f(self, x: torch.Tensor):
@@ -173,10 +174,8 @@ def ntk_operator(
         outputs: ``"full"`` or output indices (``"trace"`` has no operator form).
         indices: restrict to these samples.
     """
-    from lossgeometry.kernel.tangent import _check_no_train_batchnorm, resolve_outputs
-
-    _check_no_train_batchnorm(problem)
-    w = problem._check_w(w).detach()
+    check_no_train_batchnorm(problem)
+    w = problem.check_w(w).detach()
     if isinstance(outputs, torch.Tensor):
         sel: torch.Tensor | None = outputs.long().to(problem.device)
     else:
@@ -186,7 +185,7 @@ def ntk_operator(
                 "outputs='trace' has no matrix-free operator (it is not J Jᵀ of one "
                 "function); use outputs='full' or a list of output indices"
             )
-    idx = torch.arange(problem.n) if indices is None else problem._check_indices(indices).cpu()
+    idx = torch.arange(problem.n) if indices is None else problem.check_indices(indices).cpu()
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     return NTKOperator(problem, w, sel, idx, chunk_size or problem.chunk_size)

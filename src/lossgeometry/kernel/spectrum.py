@@ -212,7 +212,8 @@ def kernel_spectrum(
         ValueError: an unknown method, ``k < 1``, ``2k ≥ N`` for a matrix-free method, or a
             dense request beyond the memory limit (use ``method="lanczos"``).
     """
-    from lossgeometry.kernel.tangent import resolve_outputs, tangent_kernel
+    from lossgeometry.kernel.outputs import resolve_outputs
+    from lossgeometry.kernel.tangent import tangent_kernel
 
     if method not in SPECTRUM_METHODS:
         raise ValueError(f"unknown spectrum method {method!r}: use one of {SPECTRUM_METHODS}")
@@ -222,11 +223,11 @@ def kernel_spectrum(
         raise ValueError(f"tol must be a positive number, got {tol!r}")
     t0 = time.perf_counter()
     if dtype is not None and dtype != problem.dtype:
-        w = problem._check_w(w).to(dtype)
+        w = problem.check_w(w).to(dtype)
         problem = problem.to(dtype=dtype)
-    w = problem._check_w(w).detach()
+    w = problem.check_w(w).detach()
     sel, trace = resolve_outputs(problem, outputs)
-    m = problem.n if indices is None else problem._check_indices(indices).numel()
+    m = problem.n if indices is None else problem.check_indices(indices).numel()
     ks = problem.k if sel is None else sel.numel()
     N = m if trace else m * ks
     outputs_label = (

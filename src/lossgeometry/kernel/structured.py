@@ -137,7 +137,7 @@ def _probe(
 def _sample_batches(problem: Problem) -> tuple[torch.Tensor, torch.Tensor]:
     """One-sample and two-sample input batches (the first sample twice when n = 1)."""
     idx = torch.arange(min(problem.n, 2))
-    x, _ = problem._source.get(idx)
+    x, _ = problem.batch(idx)
     x1 = x[:1]
     x2 = x if x.shape[0] == 2 else torch.cat([x1, x1])
     return x1, x2
@@ -196,13 +196,13 @@ def build_plan(problem: Problem, verify: bool = True) -> Plan:
 
     x1, x2 = _sample_batches(problem)
     w = problem.params()
-    pdict = problem._param_dict(w)
+    pdict = problem.param_dict(w)
     mods = [c[1] for c in cands]
     with torch.no_grad():
         with _capture(mods) as rec1:
-            problem._forward_dict(pdict, x1)
+            problem.forward_with(pdict, x1)
         with _capture(mods) as rec2:
-            problem._forward_dict(pdict, x2)
+            problem.forward_with(pdict, x2)
     entries: list[LayerEntry] = []
     n, k = problem.n, problem.k
     for idx, (label, m, rule, local) in enumerate(cands):
@@ -279,11 +279,11 @@ def _verify(problem: Problem, plan: Plan, w: torch.Tensor) -> Plan:
     u = torch.randn(x2.shape[0], ks, generator=gen, dtype=torch.float64).to(
         device=problem.device, dtype=problem.dtype
     )
-    pdict = problem._param_dict(w)
+    pdict = problem.param_dict(w)
     factors, _ = chunk_factors(problem, plan, w, x2, sel, with_fallback=False)
 
     def outputs(pd: dict[str, torch.Tensor]) -> torch.Tensor:
-        out = problem._forward_dict(pd, x2).reshape(x2.shape[0], -1)
+        out = problem.forward_with(pd, x2).reshape(x2.shape[0], -1)
         return out if sel is None else out[:, sel]
 
     _, pull = vjp(outputs, pdict)
@@ -324,7 +324,7 @@ def chunk_factors(
         sel: output indices (``None``: all ``k``).
         with_fallback: also compute the fallback Jacobians.
     """
-    pdict = problem._param_dict(w.detach())
+    pdict = problem.param_dict(w.detach())
     b = x.shape[0]
     factors: list[Factors] = []
     if plan.entries:
@@ -337,7 +337,7 @@ def chunk_factors(
         def fn(pr: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
             inputs: dict[str, Any] = {}
             with _probe(plan.entries, pr, inputs):
-                out = problem._forward_dict(pdict, x).reshape(b, -1)
+                out = problem.forward_with(pdict, x).reshape(b, -1)
             return (out if sel is None else out[:, sel]), inputs
 
         out, pull, inputs = vjp(fn, probes, has_aux=True)

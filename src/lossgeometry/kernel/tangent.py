@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +29,7 @@ import torch
 
 from lossgeometry._progress import progress_bar
 from lossgeometry.kernel import memory as _mem
+from lossgeometry.kernel.outputs import OutputsSpec, check_no_train_batchnorm, resolve_outputs
 from lossgeometry.kernel.rules.base import Factors, Materialized
 from lossgeometry.problem import Problem
 
@@ -53,9 +53,6 @@ class KernelMethod(str, enum.Enum):
     NTVP = "ntvp"
 
 
-OutputsSpec = str | int | Sequence[int]
-
-
 def resolve_method(method: str | KernelMethod) -> KernelMethod:
     """Parse ``method`` (a :class:`KernelMethod` or its string)."""
     try:
@@ -67,55 +64,10 @@ def resolve_method(method: str | KernelMethod) -> KernelMethod:
     return KernelMethod.STRUCTURED if m is KernelMethod.AUTO else m
 
 
-def resolve_outputs(problem: Problem, outputs: OutputsSpec) -> tuple[torch.Tensor | None, bool]:
-    """``(selected output indices or None for all, trace?)`` from the ``outputs`` argument."""
-    if isinstance(outputs, str):
-        if outputs == "full":
-            return None, False
-        if outputs == "trace":
-            return None, True
-        raise ValueError(
-            f"outputs must be 'full', 'trace', an output index or a list of output indices; "
-            f"got {outputs!r}"
-        )
-    if torch.is_tensor(outputs):
-        items = outputs.reshape(-1).tolist()
-    elif isinstance(outputs, numbers.Integral):
-        items = [outputs]
-    else:
-        try:
-            items = list(outputs)
-        except TypeError:
-            items = [None]
-    if not items or not all(
-        isinstance(o, numbers.Integral) and not isinstance(o, bool) for o in items
-    ):
-        raise ValueError(
-            "outputs must be 'full', 'trace', an output index or a non-empty list of integer "
-            f"output indices; got {outputs!r}"
-        )
-    idx = torch.as_tensor([int(o) for o in items], dtype=torch.long)
-    if int(idx.min()) < 0 or int(idx.max()) >= problem.k:
-        raise ValueError(f"output indices must lie in [0, {problem.k - 1}], got {outputs!r}")
-    if torch.unique(idx).numel() != idx.numel():
-        raise ValueError(f"output indices must be distinct, got {outputs!r}")
-    return idx.long().to(problem.device), False
-
-
-def _check_no_train_batchnorm(problem: Problem) -> None:
-    for name, m in problem.model.named_modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training:
-            raise ValueError(
-                f"BatchNorm layer {name!r} is in train mode: batch statistics couple the "
-                "samples, so per-sample Jacobians (and the tangent kernel) depend on how the "
-                "data are chunked. Call model.eval() before computing the kernel"
-            )
-
-
 def _sample_index(problem: Problem, indices: Sequence[int] | torch.Tensor | None) -> torch.Tensor:
     if indices is None:
         return torch.arange(problem.n)
-    return problem._check_indices(indices).cpu()
+    return problem.check_indices(indices).cpu()
 
 
 def _chunk_size(
@@ -206,8 +158,8 @@ def tangent_kernel(
             suggests ``method="ntvp"`` or a smaller ``chunk_size``).
     """
     meth = resolve_method(method)
-    _check_no_train_batchnorm(problem)
-    w = problem._check_w(w).detach()
+    check_no_train_batchnorm(problem)
+    w = problem.check_w(w).detach()
     sel, trace = resolve_outputs(problem, outputs)
     idx = _sample_index(problem, indices)
     m = idx.numel()
@@ -240,9 +192,9 @@ def tangent_kernel(
     chunks = [idx[s : s + b] for s in range(0, m, b)]
 
     def factors_of(ci: torch.Tensor) -> list[Factors]:
-        x, _ = problem._source.get(problem._check_indices(ci))
+        x, _ = problem.batch(problem.check_indices(ci))
         if plan is None:
-            pdict = problem._param_dict(w)
+            pdict = problem.param_dict(w)
             return [jacobian_factors(problem, pdict, problem.param_names, x, sel)]
         fs, fb = chunk_factors(problem, plan, w, x, sel)
         fs = fs + ([fb] if fb is not None else [])

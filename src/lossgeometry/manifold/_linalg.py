@@ -37,7 +37,7 @@ def as_float64(problem: Problem) -> Problem:
 
 def flat_w(problem: Problem, w: torch.Tensor | None) -> torch.Tensor:
     """``w`` as a detached flat float vector on the Problem's device and dtype."""
-    return problem._check_w(w).detach().clone()
+    return problem.check_w(w).detach().clone()
 
 
 def require_mse(problem: Problem, what: str) -> None:
@@ -57,13 +57,13 @@ def subproblem(problem: Problem, indices: Sequence[int] | torch.Tensor) -> Probl
     """
     import copy
 
-    idx = problem._check_indices(indices)
+    idx = problem.check_indices(indices)
     xs, ys = [], []
     for _, x, y in problem.iter_chunks(idx):
         xs.append(x)
         ys.append(y)
     model = copy.deepcopy(problem.model)
-    loss = problem._custom_loss if problem._custom_loss is not None else problem.loss_name
+    loss = problem.custom_loss if problem.custom_loss is not None else problem.loss_name
     return Problem(
         model,
         torch.cat(xs),
@@ -120,14 +120,14 @@ def dense_jacobian(problem: Problem, w: torch.Tensor, max_bytes: int | None = No
     cs = max(1, min(problem.chunk_size, _CHUNK_BYTES // max(1, k * p * item)))
     # Differentiate with respect to the parameter tensors, not the flat vector: the backward
     # of slicing a flat w would materialize a p-sized zero gradient per tensor and row.
-    pdict = {name: t.detach() for name, t in problem._param_dict(w.detach()).items()}
-    names = [spec.name for spec in problem._specs]
+    pdict = {name: t.detach() for name, t in problem.param_dict(w.detach()).items()}
+    names = [spec.name for spec in problem.param_specs]
 
     def single(pd: dict[str, torch.Tensor], x_: torch.Tensor) -> torch.Tensor:
-        return problem._forward_dict(pd, x_.unsqueeze(0)).reshape(-1)
+        return problem.forward_with(pd, x_.unsqueeze(0)).reshape(-1)
 
     def batch(pd: dict[str, torch.Tensor], x_: torch.Tensor) -> torch.Tensor:
-        return problem._forward_dict(pd, x_).reshape(-1)
+        return problem.forward_with(pd, x_).reshape(-1)
 
     per_sample = torch.func.vmap(torch.func.jacrev(single), in_dims=(None, 0))
     blocks = []
@@ -315,11 +315,11 @@ def hvp_block(problem: Problem, w: torch.Tensor, V: torch.Tensor, block: int = 3
     parameter tensors (not the flat vector, whose slicing backward costs a ``p``-sized fill
     per tensor and column).
     """
-    names = [spec.name for spec in problem._specs]
-    pdict = {nm: t.detach() for nm, t in problem._param_dict(w.detach()).items()}
+    names = [spec.name for spec in problem.param_specs]
+    pdict = {nm: t.detach() for nm, t in problem.param_dict(w.detach()).items()}
 
     def split(v: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {s.name: v[s.offset : s.offset + s.numel].view(s.shape) for s in problem._specs}
+        return {s.name: v[s.offset : s.offset + s.numel].view(s.shape) for s in problem.param_specs}
 
     out = torch.zeros(problem.p, V.shape[1], dtype=problem.dtype, device=problem.device)
     V = V.to(device=problem.device, dtype=problem.dtype)
@@ -328,7 +328,7 @@ def hvp_block(problem: Problem, w: torch.Tensor, V: torch.Tensor, block: int = 3
         def loss_sum(
             pd: dict[str, torch.Tensor], x: torch.Tensor = x, y: torch.Tensor = y
         ) -> torch.Tensor:
-            out_ = problem._forward_dict(pd, x)
+            out_ = problem.forward_with(pd, x)
             return problem.per_sample_loss_fn(out_.reshape(out_.shape[0], -1), y).sum()
 
         gfun = torch.func.grad(loss_sum)
@@ -339,4 +339,4 @@ def hvp_block(problem: Problem, w: torch.Tensor, V: torch.Tensor, block: int = 3
 
         for s in range(0, V.shape[1], block):
             out[:, s : s + block] += torch.func.vmap(hv, in_dims=1, out_dims=1)(V[:, s : s + block])
-    return problem._reduce(out, problem.n).detach()
+    return problem.reduce_sum(out, problem.n).detach()

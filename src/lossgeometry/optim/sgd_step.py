@@ -197,7 +197,7 @@ def certified_sgd(
         raise ValueError(
             f"the step was computed for n = {step.n} samples, the problem has {problem.n}"
         )
-    start = problem._check_w(w0).detach().clone()
+    start = problem.check_w(w0).detach().clone()
     w = start.clone()
     gen = torch.Generator().manual_seed(int(seed))
     rec: dict[str, list[float]] = {k: [] for k in ("steps", "loss", "grad_norm", "distance", "pl")}

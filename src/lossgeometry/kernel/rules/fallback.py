@@ -43,7 +43,7 @@ def jacobian_factors(
     rest = {n: t for n, t in pdict.items() if n not in sub}
 
     def f(sub_: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-        out = problem._forward_dict({**rest, **sub_}, xi.unsqueeze(0)).reshape(-1)
+        out = problem.forward_with({**rest, **sub_}, xi.unsqueeze(0)).reshape(-1)
         return out if sel is None else out[sel]
 
     b = x.shape[0]

@@ -1,0 +1,139 @@
+"""The ``lossgeometry`` command line (typer).
+
+``lossgeometry analyze`` runs the main job: build the problem of a config (the built-in
+default when none is given), train it, run the enabled report sections, write a report
+directory. Feature commands (``kernel``, ``hessian``, ...) live in :mod:`lossgeometry.app.commands`,
+one module each, and are registered at the bottom of this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lossgeometry._version import __version__
+from lossgeometry.app.commands.alphabeta import alphabeta_command
+from lossgeometry.app.commands.certify import certify_command
+from lossgeometry.app.commands.hessian import hessian_command
+from lossgeometry.app.commands.kernel import kernel_command
+from lossgeometry.app.commands.manifold import manifold_command
+from lossgeometry.app.commands.sweep import sweep_command
+from lossgeometry.app.options import (
+    ConfigOpt,
+    ModelOpt,
+    ProgressOpt,
+    cli_errors,
+    console,
+    load_cli_config,
+)
+
+app = typer.Typer(
+    name="lossgeometry",
+    help=(
+        "Measure and certify the loss-landscape geometry of over-parameterized PyTorch models: "
+        "tangent kernels, PL* certificates, curvature, the manifold of minima, the "
+        "alpha-beta-condition. Run `lossgeometry analyze` for a report on the built-in default."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lossgeometry {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Loss-landscape geometry of over-parameterized models."""
+
+
+@app.command()
+@cli_errors
+def analyze(
+    config: ConfigOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report directory.")] = Path("report"),
+    model: ModelOpt = None,
+    sections: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated sections to run (overrides the config)."),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume/--fresh",
+            help="Reuse finished sections of an earlier run with the same config.",
+        ),
+    ] = True,
+    progress: ProgressOpt = None,
+) -> None:
+    """Train the configured problem and write a report (index.html, figures, results.json)."""
+    from lossgeometry.app.report.build import build_report
+
+    cfg = load_cli_config(config, model)
+    if sections:
+        cfg["report"]["sections"] = [s.strip() for s in sections.split(",") if s.strip()]
+    try:
+        index = build_report(cfg, out, resume=resume, progress=progress, log=console.print)
+    except RuntimeError as e:  # sections failed; the report exists and shows the errors
+        console.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(code=1) from None
+    console.print(f"[bold green]report:[/] {index.resolve()}")
+
+
+@app.command("sections")
+def list_sections() -> None:
+    """List the report sections and whether they run by default."""
+    from lossgeometry.app.report.registry import available_sections
+
+    for s in available_sections():
+        flag = "on " if s.default else "off"
+        typer.echo(f"{s.name:<12} [{flag}] {s.title}: {s.description}")
+
+
+def main() -> None:
+    """Entry point of the ``lossgeometry`` console script."""
+    app()
+
+
+@app.command("run")
+@cli_errors
+def run_command(
+    config: Annotated[
+        str | None, typer.Argument(help="Experiment TOML (a path or a bundled name).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Run the paper-size grid.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List bundled experiments.")] = False,
+    progress: ProgressOpt = None,
+) -> None:
+    """Run a reproduction experiment from its TOML config; writes figures and a JSON table."""
+    import json
+
+    from lossgeometry.app.experiments import bundled_configs, run_experiment
+
+    if list_ or config is None:
+        for name, path in bundled_configs().items():
+            typer.echo(f"{name:<24} {path}")
+        return
+    summary = run_experiment(config, out, full=full, progress=progress)
+    typer.echo(json.dumps(summary, indent=2, default=str)[:4000])
+
+
+# --- feature commands: one module each under app/commands, registered here -----------------
+app.command("manifold")(manifold_command)
+app.command("kernel")(kernel_command)
+app.command("hessian")(hessian_command)
+app.command("certify")(certify_command)
+app.command("alphabeta")(alphabeta_command)
+app.command("sweep")(sweep_command)

@@ -1,0 +1,177 @@
+"""``lossgeometry alphabeta``: the α-β-condition along a configured training run.
+
+Records the run of the config (or the optimizer, step, batch size and seeds given on the
+command line) with :func:`~lossgeometry.record_conditions`, prints the smallest feasible pair,
+the Aiming and PL summaries, and writes the trace (JSON) and a figure. ``--example NAME``
+checks one of the analytic examples instead (:func:`check_alpha_beta`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from lossgeometry.app.options import ConfigOpt, ModelOpt, ProgressOpt, cli_errors, load_cli_config
+
+
+def _seeds(text: str | None, default: int) -> list[int]:
+    if text is None:
+        return [default]
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise ValueError("--seeds is empty")
+    return seeds
+
+
+@cli_errors
+def alphabeta_command(
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    optimizer: Annotated[
+        str | None, typer.Option(help="Optimizer name (default: the config's [train]).")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate (default: the config's, auto-scaled).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Mini-batch size; 0 for full batch (default: config).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: config).")] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="Comma-separated seeds, one run each (batch order).")
+    ] = None,
+    f_star: Annotated[float, typer.Option(help="f_i* for every sample (default 0).")] = 0.0,
+    margin: Annotated[float, typer.Option(help="Feasible pairs need α ≥ β + margin.")] = 0.1,
+    exclude_last: Annotated[
+        int, typer.Option(help="Steps at the end of each run left out of min T.")
+    ] = 0,
+    full_loss_every: Annotated[
+        int | None, typer.Option(help="Stride of full-data records (default: automatic).")
+    ] = None,
+    alpha_max: Annotated[
+        float | None, typer.Option(help="Heatmap range [0, alpha_max] (default: automatic).")
+    ] = None,
+    grid: Annotated[int, typer.Option(help="Heatmap points per axis.")] = 41,
+    example: Annotated[
+        str | None,
+        typer.Option(help="Check an analytic example instead (example_1, example_2, ...)."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory (alphabeta.json, PNG).")
+    ] = Path("alphabeta"),
+    progress: ProgressOpt = None,
+) -> None:
+    """The α-β-condition, Aiming and PL along a training run (or on an analytic example)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rich.console import Console
+    from rich.table import Table
+
+    from lossgeometry.results import atomic_write_json
+
+    console = Console()
+    out.mkdir(parents=True, exist_ok=True)
+    if example is not None:
+        _example(example, margin, alpha_max, grid, out, console)
+        return
+
+    from lossgeometry.app.config import setup
+    from lossgeometry.conditions.alphabeta import record_conditions
+    from lossgeometry.curvature.stepsize import auto_lr
+
+    cfg = load_cli_config(config, model)
+    s = setup(cfg, do_train=False, progress=progress)
+    tcfg = cfg["train"]
+    if lr is None:
+        lr = float(tcfg.get("lr", 0.1))
+        if optimizer is None and tcfg.get("lr_scale") == "auto":
+            lr *= auto_lr(s.problem, s.w0, seed=int(cfg.get("seed", 0)))
+    bs = tcfg.get("batch_size") if batch_size is None else batch_size
+    trace = record_conditions(
+        s.problem,
+        optimizer or tcfg.get("optimizer", "gd"),
+        int(steps if steps is not None else tcfg.get("steps", 100)),
+        int(bs) if bs else None,
+        seeds=_seeds(seeds, int(cfg.get("seed", 0))),
+        lr=lr,
+        optimizer_kwargs=tcfg.get("kwargs") if optimizer is None else None,
+        f_star=f_star,
+        full_loss_every=full_loss_every,
+        store_indices=False,
+        progress=progress,
+    )
+    trace.save(out / "trace.json")
+    summary: dict[str, Any] = {"problem": s.problem.summary(), **trace.summary(margin)}
+    pair = trace.smallest_pair(margin, exclude_last=exclude_last)
+    summary["smallest_pair"] = None if pair is None else {"alpha": pair[0], "beta": pair[1]}
+    top = alpha_max or (10.0 if pair is None else float(np.ceil(max(1.0, 1.5 * pair[0] + 0.5))))
+    g = np.linspace(0.0, top, grid)
+    has_full = trace.full_step.size > 0 and not np.all(np.isnan(trace.full_inner))
+    fig, axes = plt.subplots(1, 2 if has_full else 1, figsize=(10 if has_full else 5, 3.8))
+    axes = np.atleast_1d(axes)
+    trace.plot(g, g, margin=margin, ax=axes[0])
+    if has_full:
+        trace.plot_aiming(ax=axes[1])
+    fig.tight_layout()
+    fig.savefig(out / "alphabeta.png", dpi=130)
+    plt.close(fig)
+    atomic_write_json(out / "alphabeta.json", summary)
+
+    table = Table(title=f"α-β-condition along {len(trace.seeds)} run(s) of {trace.optimizer}")
+    table.add_column("quantity")
+    table.add_column("value")
+    table.add_row("steps per run", str(int(trace.steps_per_run[0])))
+    table.add_row("batch size", str(trace.batch_size or "full"))
+    table.add_row(
+        f"smallest pair (α ≥ β + {margin:g})",
+        "none holds" if pair is None else f"α = {pair[0]:.4g}, β = {pair[1]:.4g}",
+    )
+    if "aiming" in summary:
+        am = summary["aiming"]
+        table.add_row("Aiming fails at", f"{100 * am['negative_fraction']:.1f}% of full records")
+        table.add_row("min aiming coefficient", f"{am['min_coefficient']:.4g}")
+        table.add_row("PL µ (δ = 2)", f"{summary['pl']['delta=2']:.4g}")
+    table.add_row("final loss (mean)", f"{float(np.mean(trace.final_loss)):.4g}")
+    table.add_row("replay error", f"{float(trace.replay_error.max()):.2g}")
+    console.print(table)
+    console.print(f"wrote {out / 'alphabeta.json'}, {out / 'trace.json'}, {out / 'alphabeta.png'}")
+
+
+def _example(
+    name: str, margin: float, alpha_max: float | None, grid: int, out: Path, console: Any
+) -> None:
+    import matplotlib.pyplot as plt
+
+    from lossgeometry.examples.alpha_beta import check_alpha_beta, examples
+
+    table_of = examples()
+    if name not in table_of:
+        raise ValueError(f"unknown example {name!r}; choose from {sorted(table_of)}")
+    ex = table_of[name]()
+    g = np.linspace(0.0, alpha_max or 5.0, grid)
+    region = "claimed" if ex.claimed_region else None
+    chk = check_alpha_beta(ex, g, g, region=region, margin=margin)
+    chk.save(out / f"{name}.json")
+    fig, ax = plt.subplots(figsize=(5, 4))
+    chk.plot(ax=ax)
+    fig.tight_layout()
+    fig.savefig(out / f"{name}.png", dpi=130)
+    plt.close(fig)
+    s = chk.summary()
+    console.print(f"[bold]{ex.name}[/]: {ex.description}; S = {ex.minimizers}")
+    console.print(f"pairs holding on {s['points']} points: {s['pairs_holding']} of {s['pairs']}")
+    console.print(f"smallest pair (α ≥ β + {margin:g}): {s['smallest_pair']}")
+    if region:
+        console.print(
+            f"paper's region: {s['region_pairs']} pairs, {s['region_fails']} fail, "
+            f"{s['outside_holds']} hold outside it"
+        )
+    console.print(f"wrote {out / (name + '.json')}, {out / (name + '.png')}")

@@ -1,0 +1,231 @@
+"""Relative change of the tangent kernel during training, versus width.
+
+With ``‖J(w) − J(w0)‖ ≤ β_F ‖w − w0‖`` and a distance travelled that does not grow with the
+width in the NTK parameterization, the kernel moves by ``O(β_F) = Õ(1/√m)`` for a linear
+output (Liu, Zhu & Belkin, arXiv:2010.01092; ``docs/theory.md`` section 6): wide networks
+train in their "lazy" regime. For NTK-parameterized MLPs of width ``m`` this experiment
+trains full-batch GD (``lr = lr_scale / λ_max(∇²L(w0))``) until the loss falls below
+``target · L(w0)`` (or ``max_steps``), then measures
+
+* ``‖K(w_T) − K(w0)‖_F / ‖K(w0)‖_F`` and the same ratio in spectral norm,
+* the relative change of ``λ_min(K)``, and the distance ``‖w_T − w0‖``,
+
+and fits the log–log slope of the relative change against ``m``. The Hessian bound gives
+``O(1/√m)`` (slope ≤ −½) with a linear output; it is an upper bound, and the measured change
+decays faster (about ``1/m``, consistent with the ``O(1/m)`` kernel velocity found by Dyer &
+Gur-Ari, arXiv:1909.11304). A ``tanh`` output keeps its Θ(1) curvature and does not decay.
+
+Config (``configs/kernel_change.toml``): ``widths``, ``seeds``, ``variants``, ``depth``,
+``activation``, ``lr_scale``, ``target``, ``max_steps``, ``dtype``, ``[data]``, ``[full]``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lossgeometry._progress import progress_bar
+from lossgeometry.app.experiments.experiment import experiment
+from lossgeometry.app.experiments.plstar_common import (
+    cached_point,
+    dtype_of,
+    loglog_slope,
+    merged_config,
+    square_loss_data,
+)
+from lossgeometry.results import atomic_write_json
+
+__all__ = ["kernel_change", "measure_kernel_change"]
+
+_VARIANTS = {"linear": "linear output", "tanh_output": "tanh output"}
+
+
+def measure_kernel_change(
+    c: dict[str, Any], variant: str, width: int, seed: int, X: torch.Tensor, Y: torch.Tensor
+) -> dict[str, Any]:
+    """Train one (variant, width, seed) and measure how far its tangent kernel moved."""
+    from lossgeometry import Problem, models, train
+    from lossgeometry.curvature.stepsize import auto_lr
+    from lossgeometry.kernel import tangent_kernel
+
+    if variant not in _VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; use one of {sorted(_VARIANTS)}")
+    t0 = time.perf_counter()
+    dtype = dtype_of(c)
+    kw = {"output_activation": "tanh"} if variant == "tanh_output" else {}
+    model = models.mlp(
+        X.shape[1],
+        width,
+        int(c.get("depth", 2)),
+        Y.shape[1],
+        activation=c.get("activation", "tanh"),
+        parameterization="ntk",
+        seed=seed,
+        **kw,
+    ).to(dtype)
+    problem = Problem(model, X.to(dtype), Y.to(dtype))
+    w0 = problem.params()
+    lr = float(c.get("lr_scale", 1.0)) * auto_lr(problem, w0, seed=seed)
+    L0 = float(problem.loss(w0))
+    run = train(
+        problem,
+        "gd",
+        steps=int(c.get("max_steps", 2000)),
+        lr=lr,
+        record_every=int(c.get("record_every", 10)),
+        seed=seed,
+        stop_loss=float(c.get("target", 1e-2)) * L0,
+    )
+    K0 = tangent_kernel(problem, w0).to(torch.float64)
+    KT = tangent_kernel(problem, run.w_final).to(torch.float64)
+    dK = KT - K0
+    ev0 = torch.linalg.eigvalsh(K0)
+    evT = torch.linalg.eigvalsh(KT)
+    return {
+        "variant": variant,
+        "width": width,
+        "seed": seed,
+        "p": problem.p,
+        "lr": lr,
+        "steps": int(run.num_steps),
+        "initial_loss": L0,
+        "final_loss": float(run.loss[-1]),
+        "distance": float(run.distance[-1]),
+        "rel_change_fro": float(torch.linalg.matrix_norm(dK) / torch.linalg.matrix_norm(K0)),
+        "rel_change_spec": float(
+            torch.linalg.matrix_norm(dK, ord=2) / torch.linalg.matrix_norm(K0, ord=2)
+        ),
+        "lambda_min_w0": float(ev0[0]),
+        "lambda_min_wT": float(evT[0]),
+        "rel_change_lambda_min": float(abs(evT[0] - ev0[0]) / abs(ev0[0]))
+        if ev0[0] != 0
+        else float("inf"),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+@experiment("kernel_change")
+def kernel_change(
+    cfg: dict[str, Any], out: Path, full: bool, progress: bool | None
+) -> dict[str, Any]:
+    """Sweep the width; writes ``results.json`` and ``kernel_change_vs_width.png`` into ``out``."""
+    c = merged_config(cfg, full)
+    X, Y = square_loss_data(c, default_n=32)
+    widths = [int(m) for m in c.get("widths", [32, 64, 128, 256, 512])]
+    seeds = [int(s) for s in c.get("seeds", [0])]
+    variants = list(c.get("variants", ["linear", "tanh_output"]))
+    if len(widths) < 2:
+        raise ValueError("the kernel-change sweep needs at least two widths")
+    key_base = {
+        k: c.get(k)
+        for k in (
+            "depth",
+            "activation",
+            "lr_scale",
+            "target",
+            "max_steps",
+            "record_every",
+            "dtype",
+            "data",
+        )
+    }
+    grid = [(v, m, s) for v in variants for m in widths for s in seeds]
+    points = []
+    for v, m, s in progress_bar(grid, progress, desc="kernel change", unit="run"):
+        points.append(
+            cached_point(
+                out,
+                f"{v}_m{m}_s{s}",
+                {**key_base, "variant": v, "width": m, "seed": s},
+                lambda v=v, m=m, s=s: measure_kernel_change(c, v, m, s, X, Y),
+            )
+        )
+    summary: dict[str, Any] = {}
+    for v in variants:
+        rows = []
+        for m in widths:
+            pts = [p for p in points if p["variant"] == v and p["width"] == m]
+            rows.append(
+                {
+                    "width": m,
+                    **{
+                        f: float(np.median([p[f] for p in pts]))
+                        for f in (
+                            "rel_change_fro",
+                            "rel_change_spec",
+                            "rel_change_lambda_min",
+                            "distance",
+                            "final_loss",
+                            "initial_loss",
+                            "steps",
+                        )
+                    },
+                }
+            )
+        slope, intercept, se = loglog_slope(widths, [r["rel_change_fro"] for r in rows])
+        summary[v] = {
+            "label": _VARIANTS[v],
+            "rows": rows,
+            "fit": {"slope": slope, "intercept": intercept, "stderr": se},
+        }
+    fig_name = _figure(summary, widths, out)
+    atomic_write_json(
+        Path(out) / "results.json",
+        {
+            "experiment": "kernel_change",
+            "full": full,
+            "config": c,
+            "summary": summary,
+            "points": points,
+            "figures": [fig_name],
+        },
+    )
+    return {
+        v: {
+            "slope": round(s["fit"]["slope"], 3),
+            "stderr": round(s["fit"]["stderr"], 3),
+            "expected": "<= -0.5 (Hessian bound)" if v == "linear" else "no decay",
+        }
+        for v, s in summary.items()
+    }
+
+
+def _figure(summary: dict[str, Any], widths: list[int], out: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    ms = np.array(widths, dtype=float)
+    for s in summary.values():
+        ys = [r["rel_change_fro"] for r in s["rows"]]
+        line = axes[0].loglog(ms, ys, "o", label=f"{s['label']}: slope {s['fit']['slope']:.2f}")[0]
+        axes[0].loglog(
+            ms,
+            np.exp(s["fit"]["intercept"]) * ms ** s["fit"]["slope"],
+            "-",
+            color=line.get_color(),
+            lw=1,
+        )
+        axes[1].semilogx(ms, [r["distance"] for r in s["rows"]], "o-", label=s["label"])
+    first = next(iter(summary.values()))["rows"][0]["rel_change_fro"]
+    axes[0].loglog(ms, first * (ms / ms[0]) ** -0.5, "k:", lw=1, label="m^(−1/2)")
+    axes[0].set_ylabel("‖K(w_T) − K(w0)‖_F / ‖K(w0)‖_F")
+    axes[1].set_ylabel("distance ‖w_T − w0‖")
+    for ax in axes:
+        ax.set_xlabel("width m")
+        ax.set_xticks(widths)
+        ax.set_xticklabels([str(m) for m in widths], fontsize=7)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(Path(out) / "kernel_change_vs_width.png", dpi=130)
+    plt.close(fig)
+    return "kernel_change_vs_width.png"

@@ -1,0 +1,345 @@
+"""Width sweep: kernel conditioning, model-Hessian norm and certified radius versus width.
+
+Reproduces the transition to linearity (Liu, Zhu & Belkin, arXiv:2010.01092) and the
+mechanism behind "wide networks satisfy PL*" (arXiv:2003.00307; ``docs/theory.md`` sections
+4 and 6). For NTK-parameterized MLPs of width ``m`` at initialization it measures
+
+* ``λ0 = λ_min(K(w0))`` and ``λ_max(K(w0))`` (``lg.kernel_spectrum``),
+* ``β_F = ‖D²F(w0)‖`` over all outputs, and ``‖D²f(w0; x_1)‖`` for one input
+  (``lg.model_hessian_norm``),
+* the radius ``ρ = √λ0 / (3 β_F)`` of the ball in which the Hessian bound certifies
+  ``λ_min(K) ≥ µ = 4λ0/9``, the radius ``R = 2 L_F ‖F(w0) − y‖ / µ`` the PL* theorem needs,
+  and the analytic margin ``2 λ0^{3/2} / (27 β_F L_F ‖r0‖)`` (``≥ 1``: certified),
+
+for three variants: a linear output (expected slope of ``log β_F`` against ``log m`` near
+−½), a ``tanh`` output (no decay) and a fixed-width bottleneck in the middle hidden layer (no
+decay). The constants at ``w0`` stand in for the sup/inf over the ball, so ``ρ`` and the
+margin are estimates.
+
+Config (``configs/width_sweep.toml``): ``widths``, ``seeds``, ``variants``, ``depth``,
+``activation``, ``bottleneck``, ``dtype``, ``fit_min_width``, ``[data]``, ``[hessian]``
+(options of ``lg.model_hessian_norm``), and a ``[full]`` table used with ``--full``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lossgeometry._progress import progress_bar
+from lossgeometry.app.experiments.experiment import experiment
+from lossgeometry.app.experiments.plstar_common import (
+    cached_point,
+    dtype_of,
+    loglog_slope,
+    merged_config,
+)
+from lossgeometry.results import atomic_write_json
+
+__all__ = ["VARIANTS", "loglog_slope", "measure_width_point", "width_sweep"]
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "linear": {"label": "linear output", "expected_slope": -0.5},
+    "tanh_output": {"label": "tanh output", "expected_slope": 0.0},
+    "bottleneck": {"label": "fixed-width bottleneck", "expected_slope": 0.0},
+}
+"""The model variants: linear output, non-linear (tanh) output, fixed-width bottleneck."""
+
+
+def _model(cfg: dict[str, Any], variant: str, width: int, d_in: int, d_out: int, seed: int):
+    from lossgeometry import models
+
+    kwargs: dict[str, Any] = {}
+    if variant == "tanh_output":
+        kwargs["output_activation"] = "tanh"
+    elif variant == "bottleneck":
+        kwargs["bottleneck"] = int(cfg.get("bottleneck", 8))
+    elif variant != "linear":
+        raise ValueError(f"unknown variant {variant!r}; use one of {sorted(VARIANTS)}")
+    return models.mlp(
+        d_in,
+        width,
+        int(cfg.get("depth", 3)),
+        d_out,
+        activation=cfg.get("activation", "tanh"),
+        parameterization="ntk",
+        seed=seed,
+        **kwargs,
+    )
+
+
+def measure_width_point(
+    cfg: dict[str, Any], variant: str, width: int, seed: int, X: Any, Y: Any
+) -> dict[str, Any]:
+    """All measurements of one (variant, width, seed) at initialization."""
+    from lossgeometry import Problem
+    from lossgeometry.curvature import model_hessian_norm
+    from lossgeometry.kernel import kernel_spectrum
+
+    t0 = time.perf_counter()
+    dtype = dtype_of(cfg)
+    model = _model(cfg, variant, width, X.shape[1], Y.shape[1], seed).to(dtype)
+    problem = Problem(model, X.to(dtype), Y.to(dtype))
+    w0 = problem.params()
+    spec = kernel_spectrum(problem, w0)
+    r0 = problem.residual(w0)
+    hopts = dict(cfg.get("hessian", {}))
+    beta = float(model_hessian_norm(problem, w0, seed=seed, u0=r0, **hopts).norm)
+    beta_x0 = float(
+        model_hessian_norm(problem, w0, inputs=problem.batch()[0][0], seed=seed, **hopts).norm
+    )
+    lam0 = max(float(spec.lambda_min), 0.0)
+    lmax = float(spec.lambda_max)
+    lf, rn = math.sqrt(lmax), float(r0.norm())
+    mu = 4.0 * lam0 / 9.0
+    return {
+        "variant": variant,
+        "width": width,
+        "seed": seed,
+        "p": problem.p,
+        "lambda_min": lam0,
+        "lambda_max": lmax,
+        "hessian_norm": beta,
+        "hessian_norm_x0": beta_x0,
+        "residual_norm": rn,
+        "certified_radius": math.sqrt(lam0) / (3.0 * beta) if beta > 0 else math.inf,
+        "radius_needed": 2.0 * lf * rn / mu if mu > 0 else math.inf,
+        "analytic_margin": (2.0 * lam0**1.5 / (27.0 * beta * lf * rn))
+        if beta * rn > 0
+        else math.inf,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _load_data(cfg: dict[str, Any]) -> tuple[Any, Any]:
+    from lossgeometry import data
+
+    dcfg = dict(cfg.get("data", {}))
+    name = dcfg.pop("name", "synthetic-regression")
+    n = int(dcfg.pop("n", 16))
+    seed = int(dcfg.pop("seed", 0))
+    ds = data.load(name, n=n, seed=seed, dtype=dtype_of(cfg), **dcfg)
+    X, Y = ds.X.reshape(ds.X.shape[0], -1), ds.Y
+    if not Y.is_floating_point():
+        raise ValueError("the width sweep needs regression targets (MSE); use one_hot = true")
+    return X, Y.reshape(Y.shape[0], -1)
+
+
+def _median(points: list[dict[str, Any]], field: str) -> float:
+    vals = [float(p[field]) for p in points]
+    return float(np.median(vals))
+
+
+@experiment("width_sweep")
+def width_sweep(
+    cfg: dict[str, Any], out: Path, full: bool, progress: bool | None
+) -> dict[str, Any]:
+    """Run the width sweep; write ``results.json`` and the figures into ``out``.
+
+    Figures: ``hessian_vs_width.png``, ``kernel_vs_width.png``, ``radius_vs_width.png``.
+    """
+    c = merged_config(cfg, full)
+    widths = [int(m) for m in c.get("widths", [16, 32, 64, 128, 256, 512])]
+    seeds = [int(s) for s in c.get("seeds", [0, 1, 2])]
+    variants = list(c.get("variants", list(VARIANTS)))
+    for v in variants:
+        if v not in VARIANTS:
+            raise ValueError(f"unknown variant {v!r} in the config; use {sorted(VARIANTS)}")
+    if len(widths) < 2:
+        raise ValueError("the width sweep needs at least two widths")
+    X, Y = _load_data(c)
+    key_base = {
+        k: c.get(k) for k in ("depth", "activation", "bottleneck", "dtype", "data", "hessian")
+    }
+    grid = [(v, m, s) for v in variants for m in widths for s in seeds]
+    points: list[dict[str, Any]] = []
+    for v, m, s in progress_bar(grid, progress, desc="width sweep", unit="point"):
+        name = f"{v}_m{m}_s{s}"
+        points.append(
+            cached_point(
+                out,
+                name,
+                {**key_base, "variant": v, "width": m, "seed": s},
+                lambda v=v, m=m, s=s: measure_width_point(c, v, m, s, X, Y),
+            )
+        )
+    fit_min = int(c.get("fit_min_width", 0))
+    summary: dict[str, Any] = {"widths": widths, "seeds": seeds, "variants": {}}
+    for v in variants:
+        rows = []
+        for m in widths:
+            pts = [p for p in points if p["variant"] == v and p["width"] == m]
+            rows.append(
+                {
+                    "width": m,
+                    "p": pts[0]["p"],
+                    **{
+                        f: _median(pts, f)
+                        for f in (
+                            "lambda_min",
+                            "lambda_max",
+                            "hessian_norm",
+                            "hessian_norm_x0",
+                            "certified_radius",
+                            "radius_needed",
+                            "analytic_margin",
+                        )
+                    },
+                }
+            )
+        sel = [r for r in rows if r["width"] >= fit_min]
+        fits = {}
+        for field in ("hessian_norm", "hessian_norm_x0", "certified_radius"):
+            s_, i_, se = loglog_slope([r["width"] for r in sel], [r[field] for r in sel])
+            fits[field] = {"slope": s_, "intercept": i_, "stderr": se}
+        summary["variants"][v] = {
+            "label": VARIANTS[v]["label"],
+            "expected_hessian_slope": VARIANTS[v]["expected_slope"],
+            "rows": rows,
+            "fits": fits,
+        }
+    lin = summary["variants"].get("linear")
+    if lin is not None:
+        summary["crossing_width"] = _crossing_width(lin["rows"])
+    figs = _figures(summary, out)
+    result = {
+        "experiment": "width_sweep",
+        "full": full,
+        "config": c,
+        "summary": summary,
+        "points": points,
+        "figures": figs,
+    }
+    atomic_write_json(Path(out) / "results.json", result)
+    return {
+        v: {
+            "hessian_slope": round(s["fits"]["hessian_norm"]["slope"], 3),
+            "hessian_slope_stderr": round(s["fits"]["hessian_norm"]["stderr"], 3),
+            "hessian_slope_single_input": round(s["fits"]["hessian_norm_x0"]["slope"], 3),
+            "expected": s["expected_hessian_slope"],
+        }
+        for v, s in summary["variants"].items()
+    } | {"crossing_width": summary.get("crossing_width")}
+
+
+def _crossing_width(rows: list[dict[str, Any]]) -> float | None:
+    """Extrapolated width from which ``ρ(m) ≥ R``: the Hessian bound alone certifies PL*.
+
+    ``ρ = √λ0/(3β_F)`` is fitted by a power law in ``m``; the needed radius ``R`` does not
+    depend on ``m`` in the NTK parameterization (``λ0``, ``L_F`` and ``‖r0‖`` converge as
+    ``m → ∞``), so its median over the widths is used (fitting a slope to it would only fit
+    seed noise). Returns the smallest measured width where ``ρ ≥ R`` if there is one, and
+    ``None`` when ``ρ`` does not grow.
+    """
+    ok = [
+        r
+        for r in rows
+        if math.isfinite(r["certified_radius"])
+        and math.isfinite(r["radius_needed"])
+        and r["certified_radius"] > 0
+        and r["radius_needed"] > 0
+    ]
+    if len(ok) < 2:
+        return None
+    hit = [r["width"] for r in ok if r["certified_radius"] >= r["radius_needed"]]
+    if hit:
+        return float(min(hit))
+    slope, intercept, _ = loglog_slope(
+        [r["width"] for r in ok], [r["certified_radius"] for r in ok]
+    )
+    if slope <= 0:
+        return None
+    R = float(np.median([r["radius_needed"] for r in ok]))
+    return float(math.exp((math.log(R) - intercept) / slope))
+
+
+def _width_axis(ax: Any, widths: list[int]) -> None:
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xticks(widths)
+    ax.set_xticklabels([str(m) for m in widths], fontsize=7)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _figures(summary: dict[str, Any], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, field, title in (
+        (axes[0], "hessian_norm", "‖D²F(w0)‖ (all outputs)"),
+        (axes[1], "hessian_norm_x0", "‖D²f(w0; x₁)‖ (one input)"),
+    ):
+        for s in summary["variants"].values():
+            ms = np.array([r["width"] for r in s["rows"]], dtype=float)
+            ys = np.array([r[field] for r in s["rows"]])
+            fit = s["fits"][field]
+            line = ax.loglog(ms, ys, "o", label=f"{s['label']}: slope {fit['slope']:.2f}")[0]
+            ax.loglog(
+                ms, np.exp(fit["intercept"]) * ms ** fit["slope"], "-", color=line.get_color(), lw=1
+            )
+        ms = np.array(summary["widths"], dtype=float)
+        ref = summary["variants"].get("linear", next(iter(summary["variants"].values())))
+        y0 = ref["rows"][0][field]
+        ax.loglog(ms, y0 * (ms / ms[0]) ** -0.5, "k:", lw=1, label="m^(−1/2)")
+        ax.set_xlabel("width m")
+        _width_axis(ax, summary["widths"])
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(Path(out) / "hessian_vs_width.png", dpi=130)
+    plt.close(fig)
+    files.append("hessian_vs_width.png")
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for s in summary["variants"].values():
+        ms = [r["width"] for r in s["rows"]]
+        ax.semilogx(ms, [r["lambda_min"] for r in s["rows"]], "o-", label=s["label"])
+    ax.set_xlabel("width m")
+    _width_axis(ax, summary["widths"])
+    ax.set_ylabel("λ_min(K(w0))")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(Path(out) / "kernel_vs_width.png", dpi=130)
+    plt.close(fig)
+    files.append("kernel_vs_width.png")
+
+    lin = summary["variants"].get("linear")
+    if lin is not None:
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        ms = [r["width"] for r in lin["rows"]]
+        ax.loglog(
+            ms,
+            [r["certified_radius"] for r in lin["rows"]],
+            "o-",
+            label="ρ = √λ0/(3β_F): Hessian-certified ball",
+        )
+        ax.loglog(
+            ms,
+            [r["radius_needed"] for r in lin["rows"]],
+            "s-",
+            label="R = 2L_F‖r0‖/µ, µ = 4λ0/9: ball needed",
+        )
+        ax.set_xlabel("width m")
+        _width_axis(ax, summary["widths"])
+        ax.set_ylabel("radius")
+        cw = summary.get("crossing_width")
+        ax.set_title(
+            "linear output" + (f"; extrapolated crossing m ≈ {cw:.3g}" if cw else ""), fontsize=9
+        )
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(Path(out) / "radius_vs_width.png", dpi=130)
+        plt.close(fig)
+        files.append("radius_vs_width.png")
+    return files

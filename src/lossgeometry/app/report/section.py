@@ -1,0 +1,109 @@
+"""What a report section is: its context, its output, and the decorator that registers it.
+
+One section is one module under ``sections/``, switched on or off by config.
+
+A section is a function ``Context -> SectionOutput`` registered with :func:`section`::
+
+    @section("kernel", title="Tangent kernel", order=30)
+    def kernel(ctx: Context) -> SectionOutput:
+        spec = lg.kernel_spectrum(ctx.problem, ctx.w_trained)
+        fig = spec.plot()
+        return SectionOutput(
+            results=spec.to_dict(),
+            html=html.metrics({"λ_min": spec.lambda_min}) + ctx.figure(fig, "kernel.png"),
+        )
+
+``lossgeometry analyze`` runs the enabled sections in ``order``, writes each one's output to
+``sections/NAME.json`` atomically (so an interrupted run resumes where it stopped), and
+assembles ``index.html`` and ``results.json``. Options for a section come from the config
+table ``[report.NAME]`` (``ctx.options``); ``enabled = false`` there switches it off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lossgeometry.problem import Problem
+from lossgeometry.train import Trajectory
+
+
+@dataclasses.dataclass
+class Context:
+    """What a section gets: the problem, the run, where to write, its options."""
+
+    problem: Problem
+    config: dict[str, Any]
+    w0: torch.Tensor
+    """The initialization (flat parameters)."""
+    trajectory: Trajectory
+    """The training run of the config; ``w_trained`` is its end point."""
+    outdir: Path
+    seed: int = 0
+    progress: bool | None = None
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """This section's ``[report.NAME]`` table (``enabled`` removed)."""
+
+    @property
+    def w_trained(self) -> torch.Tensor:
+        """The trained point ``w_T``."""
+        assert self.trajectory.w_final is not None
+        return self.trajectory.w_final
+
+    def figure(self, fig: Any, filename: str, caption: str = "") -> str:
+        """Save a matplotlib figure under ``figures/`` and return its HTML ``<figure>``."""
+        import matplotlib.pyplot as plt
+
+        from lossgeometry.app.report import html
+
+        path = self.outdir / "figures" / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name("." + path.name)
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
+        tmp.replace(path)
+        plt.close(fig)
+        return html.figure(f"figures/{filename}", caption)
+
+
+@dataclasses.dataclass
+class SectionOutput:
+    """A section's results (JSON-able) and its HTML fragment (figures already saved)."""
+
+    results: dict[str, Any]
+    html: str
+    skipped: str | None = None
+    """If set, the section did not apply and this says why (shown in the report)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SectionSpec:
+    """A registered section."""
+
+    name: str
+    title: str
+    order: int
+    fn: Callable[[Context], SectionOutput]
+    default: bool
+    description: str
+
+
+SECTIONS: dict[str, SectionSpec] = {}
+
+
+def section(
+    name: str, *, title: str, order: int, default: bool = True
+) -> Callable[[Callable[[Context], SectionOutput]], Callable[[Context], SectionOutput]]:
+    """Register a report section under ``name`` (``default``: on unless the config says no)."""
+
+    def deco(fn: Callable[[Context], SectionOutput]) -> Callable[[Context], SectionOutput]:
+        if name in SECTIONS and SECTIONS[name].fn is not fn:
+            raise ValueError(f"a report section named {name!r} is already registered")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        SECTIONS[name] = SectionSpec(name, title, order, fn, default, doc[0] if doc else "")
+        return fn
+
+    return deco

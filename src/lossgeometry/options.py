@@ -1,0 +1,195 @@
+"""Options dataclasses: the one place each default lives, checked the same way everywhere.
+
+Every study function takes a small frozen dataclass deriving :class:`Options` (for example
+``KernelChangeOptions``); the dataclass's field defaults are the *only* copies of the
+defaults. The CLI, the report, the experiments and the sweeps build the dataclass from their
+own input (keyword arguments, a TOML table) with :meth:`Options.from_mapping`, which gives one
+kind of error for every front end:
+
+* an unknown key names the key, where it was, and the closest valid name
+  (``[report.curvature] tpo: unknown option; did you mean 'top'?``);
+* a value of the wrong type names the key and the type it needs (``steps = "four"``,
+  ``seed = 1.7`` and ``steps = true`` are errors, never silently converted);
+* a ``Literal[...]`` field names its choices.
+
+Conversions are only the lossless ones a TOML file needs: an ``int`` where a ``float`` is
+wanted, a list where a tuple is wanted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+__all__ = ["Options", "OptionsError", "closest", "unknown_key_message"]
+
+T = TypeVar("T", bound="Options")
+
+
+class OptionsError(ValueError):
+    """A bad option: unknown key, wrong type or value. The message names the key."""
+
+
+def closest(name: str, valid: typing.Iterable[str]) -> str | None:
+    """The valid name closest to ``name`` (difflib ratio ≥ 0.6), or ``None``."""
+    m = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return m[0] if m else None
+
+
+def unknown_key_message(key: str, valid: typing.Iterable[str], where: str = "") -> str:
+    """``"[where] key: unknown option; did you mean 'x'? Valid: a, b, c"``."""
+    valid = sorted(valid)
+    loc = f"[{where}] " if where else ""
+    hint = closest(key, valid)
+    did = f"; did you mean {hint!r}?" if hint else ""
+    return f"{loc}{key}: unknown option{did} Valid options: {', '.join(valid) or '(none)'}"
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if tp is type(None):
+        return "none"
+    if origin is not None:
+        return getattr(origin, "__name__", str(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """``value`` checked against the annotation ``tp`` (lossless conversions only)."""
+    if tp is Any:
+        return value
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for arg in get_args(tp):
+            try:
+                return _convert(value, arg, key)
+            except OptionsError:
+                continue
+        raise OptionsError(f"{key} = {value!r}: expected {_type_name(tp)}")
+    if origin is Literal:
+        choices = get_args(tp)
+        ok = any(c is value for c in choices) if isinstance(value, bool) else value in choices
+        if ok and not any(isinstance(c, bool) for c in choices if c == value and c is not value):
+            return value
+        raise OptionsError(f"{key} = {value!r}: choose one of {', '.join(map(repr, choices))}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise OptionsError(f"{key} = {value!r}: expected none")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise OptionsError(f"{key} = {value!r}: expected true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise OptionsError(f"{key} = {value!r}: expected an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise OptionsError(f"{key} = {value!r}: expected a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise OptionsError(f"{key} = {value!r}: expected a string")
+    if origin in (tuple, list):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise OptionsError(f"{key} = {value!r}: expected a list")
+        args = get_args(tp)
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            items = tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        elif origin is tuple and args:
+            if len(args) != len(value):
+                raise OptionsError(f"{key} = {value!r}: expected {len(args)} entries")
+            items = tuple(
+                _convert(v, a, f"{key}[{i}]")
+                for i, (v, a) in enumerate(zip(args, value, strict=True))
+            )
+        else:
+            items = tuple(
+                _convert(v, args[0], f"{key}[{i}]") if args else v for i, v in enumerate(value)
+            )
+        return items if origin is tuple else list(items)
+    if origin is dict or tp is dict:
+        if isinstance(value, Mapping):
+            return dict(value)
+        raise OptionsError(f"{key} = {value!r}: expected a table")
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and issubclass(tp, Options):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, Mapping):
+            return tp.from_mapping(value, where=key)
+        raise OptionsError(f"{key} = {value!r}: expected a table")
+    if isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        raise OptionsError(f"{key} = {value!r}: expected {_type_name(tp)}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Base of the options dataclasses: typed fields, one default each, checked on build.
+
+    Subclasses are ``@dataclasses.dataclass(frozen=True)`` with annotated, defaulted fields
+    and may add a ``check()`` method for constraints between fields (raise
+    :class:`OptionsError`). Construction by keyword (``KernelChangeOptions(tol=1e-8)``) runs
+    the same type checks as :meth:`from_mapping`.
+    """
+
+    def __post_init__(self) -> None:
+        hints = get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            object.__setattr__(self, f.name, _convert(value, hints[f.name], f.name))
+        self.check()
+
+    def check(self) -> None:
+        """Constraints between fields; override to add them (raise :class:`OptionsError`)."""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """The option names, in declaration order."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_mapping(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
+        """Build from a mapping (a TOML table, CLI options); errors name ``where.key``."""
+        data = dict(data or {})
+        names = cls.field_names()
+        for key in data:
+            if key not in names:
+                raise OptionsError(unknown_key_message(key, names, where))
+        try:
+            return cls(**data)
+        except OptionsError as e:
+            loc = f"[{where}] " if where else ""
+            raise OptionsError(f"{loc}{e}") from None
+
+    def replace(self: T, **changes: Any) -> T:
+        """A copy with some options changed (checked like the constructor)."""
+        names = self.field_names()
+        for key in changes:
+            if key not in names:
+                raise OptionsError(unknown_key_message(key, names, type(self).__name__))
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (tuples as lists), for results files and cache keys."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, Options):
+                v = v.to_dict()
+            elif isinstance(v, tuple):
+                v = list(v)
+            out[f.name] = v
+        return out

@@ -1,0 +1,167 @@
+"""PL* experiments: slope fits, resume, and tiny end-to-end runs of the three sweeps."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lossgeometry.app.experiments import run_experiment
+from lossgeometry.app.experiments import width_sweep as ws
+from lossgeometry.app.experiments.overparameterization import width_for_ratio
+from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope, merged_config
+
+
+def test_slope_fit_on_exact_power_law():
+    m = np.array([16, 32, 64, 128, 256, 512], dtype=float)
+    slope, intercept, se = loglog_slope(m, 3.0 * m**-0.5)
+    assert slope == pytest.approx(-0.5, abs=1e-12)
+    assert intercept == pytest.approx(math.log(3.0), abs=1e-12)
+    assert se == pytest.approx(0.0, abs=1e-12)
+
+
+def test_slope_fit_on_noisy_power_law_is_within_its_error():
+    rng = np.random.default_rng(0)
+    m = np.geomspace(16, 4096, 9)
+    hits, reps = 0, 2000
+    for _ in range(reps):
+        y = 2.0 * m**-0.5 * np.exp(0.1 * rng.standard_normal(m.size))
+        slope, _, se = loglog_slope(m, y)
+        hits += abs(slope + 0.5) <= 2.365 * se  # Student t, 7 degrees of freedom, 95%
+    assert 0.93 <= hits / reps <= 0.97
+
+
+def test_slope_fit_errors():
+    with pytest.raises(ValueError, match="two points"):
+        loglog_slope([1.0], [1.0])
+    with pytest.raises(ValueError, match="positive"):
+        loglog_slope([1.0, 2.0], [1.0, 0.0])
+    with pytest.raises(ValueError, match="equal"):
+        loglog_slope([2.0, 2.0], [1.0, 3.0])
+    assert math.isinf(loglog_slope([1.0, 2.0], [1.0, 0.5])[2])
+
+
+def test_cached_point_resumes_and_recomputes_on_new_settings(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"value": len(calls)}
+
+    assert cached_point(tmp_path, "a", {"k": 1}, compute) == {"value": 1}
+    assert cached_point(tmp_path, "a", {"k": 1}, compute) == {"value": 1}
+    assert len(calls) == 1
+    assert cached_point(tmp_path, "a", {"k": 2}, compute) == {"value": 2}
+    assert json.loads((tmp_path / "points" / "a.json").read_text())["key"] == {"k": 2}
+
+
+def test_merged_config_full_overrides():
+    cfg = {"widths": [1, 2], "data": {"n": 4, "d": 3}, "full": {"widths": [5], "data": {"n": 9}}}
+    assert merged_config(cfg, False) == {"widths": [1, 2], "data": {"n": 4, "d": 3}}
+    assert merged_config(cfg, True) == {"widths": [5], "data": {"n": 9, "d": 3}}
+
+
+def test_width_for_ratio_hits_the_target():
+    from lossgeometry.models import mlp_num_params
+
+    for r in (0.25, 1.0, 8.0):
+        w = width_for_ratio(r, 8, 1, 1, 64)
+        p = mlp_num_params(8, w, 1, 1)
+        assert abs(math.log(p / (r * 64))) <= abs(
+            math.log(mlp_num_params(8, w + 1, 1, 1) / (r * 64))
+        )
+
+
+def _toml(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_width_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
+    cfg = _toml(
+        tmp_path / "ws.toml",
+        """
+experiment = "width_sweep"
+widths = [8, 16]
+seeds = [0]
+variants = ["linear", "bottleneck"]
+bottleneck = 2
+[data]
+name = "synthetic-regression"
+n = 4
+d = 3
+k = 1
+[hessian]
+restarts = 1
+maxiter = 5
+""",
+    )
+    out = tmp_path / "out"
+    summary = run_experiment(cfg, out, progress=False)
+    assert set(summary) >= {"linear", "bottleneck", "crossing_width"}
+    res = json.loads((out / "results.json").read_text())
+    assert len(res["points"]) == 4
+    for f in ("hessian_vs_width.png", "kernel_vs_width.png", "radius_vs_width.png"):
+        assert (out / f).stat().st_size > 1000
+    row = res["summary"]["variants"]["linear"]["rows"][0]
+    assert row["certified_radius"] == pytest.approx(
+        math.sqrt(row["lambda_min"]) / (3 * row["hessian_norm"])
+    )
+    # a second run reuses every point
+    monkeypatch.setattr(ws, "measure_width_point", lambda *a, **k: pytest.fail("recomputed"))
+    again = run_experiment(cfg, out, progress=False)
+    assert again == summary
+
+
+def test_overparameterization_end_to_end(tmp_path):
+    cfg = _toml(
+        tmp_path / "op.toml",
+        """
+experiment = "overparameterization"
+ratios = [0.5, 6]
+steps = 60
+record_every = 5
+[data]
+name = "synthetic-regression"
+n = 8
+d = 3
+k = 1
+noise = 0.5
+""",
+    )
+    out = tmp_path / "out"
+    summary = run_experiment(cfg, out, progress=False)
+    rows = summary["rows"]
+    assert rows[0]["ratio"] < 1 < rows[1]["ratio"]
+    assert rows[0]["lambda_min_w0"] == 0.0 and rows[0]["rank_w0"] == rows[0]["p"]
+    assert rows[1]["lambda_min_w0"] > 0 and rows[1]["rank_w0"] == 8
+    assert rows[1]["final_over_initial"] < rows[0]["final_over_initial"]
+    for f in ("kernel_vs_ratio.png", "loss_curves.png", "pl_ratio_vs_loss.png"):
+        assert (out / f).is_file()
+
+
+def test_kernel_change_end_to_end(tmp_path):
+    cfg = _toml(
+        tmp_path / "kc.toml",
+        """
+experiment = "kernel_change"
+widths = [8, 32]
+variants = ["linear"]
+max_steps = 40
+target = 0.5
+[data]
+name = "synthetic-regression"
+n = 6
+d = 3
+k = 1
+""",
+    )
+    out = tmp_path / "out"
+    summary = run_experiment(cfg, out, progress=False)
+    assert "linear" in summary and math.isfinite(summary["linear"]["slope"])
+    res = json.loads((out / "results.json").read_text())
+    p = res["points"][0]
+    assert p["rel_change_fro"] > 0 and p["distance"] > 0
+    assert (out / "kernel_change_vs_width.png").is_file()

@@ -1,0 +1,516 @@
+"""lg.sweep and `lossgeometry sweep`: grids, run directories, resume, failures, workers, Ray."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import types
+from pathlib import Path
+
+import matplotlib
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import lossgeometry as lg
+from lossgeometry.app.cli import app
+from lossgeometry.app.commands.sweep import parse_grid, parse_value
+from lossgeometry.app.report import build
+from lossgeometry.app.sweep import (
+    SweepResult,
+    SweepRun,
+    expand_grid,
+    load_base_config,
+    run_name,
+    threads_per_worker,
+)
+from tests.conftest import tiny_toml
+
+matplotlib.use("Agg")
+core = sys.modules["lossgeometry.app.sweep.core"]  # `lg.sweep` is the function, not the module
+
+# a tiny analyze config: 16 digits, a 1-hidden-layer MLP, 6 GD steps, two cheap sections
+TINY = tiny_toml(["problem", "training"])
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    return p
+
+
+@pytest.fixture
+def count_reports(monkeypatch):
+    """Count calls of the analyze job's build_report (runs executed in this process)."""
+    calls: list[str] = []
+    real = build.build_report
+
+    def counting(cfg, out, **kw):
+        calls.append(Path(out).name)
+        return real(cfg, out, **kw)
+
+    monkeypatch.setattr(build, "build_report", counting)
+    return calls
+
+
+# --- grids and names (no runs) -----------------------------------------------------------------
+def test_expand_grid_product_order_names_and_configs(tiny):
+    base = load_base_config(tiny, "analyze")
+    pts = expand_grid(base, {"model.width": [8, 16, 32], "seed": [0, 1]})
+    assert [p.name for p in pts] == [
+        f"width={w},seed={s}" for w in (8, 16, 32) for s in (0, 1)
+    ]  # first key slowest
+    for p in pts:
+        assert p.config["model"]["width"] == p.params["model.width"]
+        assert p.config["seed"] == p.params["seed"]
+        assert p.config["model"]["depth"] == 1 and p.config["data"]["n"] == 16  # the rest kept
+    assert base["model"]["width"] == 12 and base["seed"] == 0  # base untouched
+    # floats, bools, strings, lists; unsafe characters become "_"
+    assert run_name({"train.lr": 0.001, "data.standardize": False}) == "lr=0.001,standardize=false"
+    assert run_name({"data.name": "a b/c"}) == "name=a_b_c"
+    assert run_name({"data.classes": [0, 1]}) == "classes=0-1"
+    # keys sharing a last part keep the full dotted name
+    assert run_name({"model.width": 8, "report.width": 2}) == "model.width=8,report.width=2"
+    # a very long name is cut and made unique by a hash
+    long_a = run_name({"data.name": "x" * 300 + "a"})
+    long_b = run_name({"data.name": "x" * 300 + "b"})
+    assert len(long_a) <= 120 and long_a != long_b
+    # two values that sanitize to the same name get distinct directories
+    pts = expand_grid(base, {"data.name": ["a/b", "a b"]})
+    assert len({p.name for p in pts}) == 2 and all(p.name.startswith("name=a_b-") for p in pts)
+
+
+def test_bad_grid_keys_name_the_key_and_list_valid_ones(tiny, tmp_path):
+    out = tmp_path / "never"
+    with pytest.raises(ValueError, match=r"'model.widht'.*model\.width"):
+        lg.sweep(tiny, {"model.widht": [8]}, out)
+    with pytest.raises(ValueError, match=r"'trian.steps'.*top level.*seed.*train"):
+        lg.sweep(tiny, {"trian.steps": [1]}, out)
+    # the built-in MLP has no model.kwargs (that is for model factories)
+    with pytest.raises(ValueError, match=r"'model.kwargs.width'.*no key 'kwargs'"):
+        lg.sweep(tiny, {"model.kwargs.width": [8]}, out)
+    with pytest.raises(ValueError, match=r"'model' is a table.*model\.width"):
+        lg.sweep(tiny, {"model": [{"width": 8}]}, out)
+    with pytest.raises(ValueError, match=r"'seed' is a value"):
+        lg.sweep(tiny, {"seed.x": [1]}, out)
+    with pytest.raises(ValueError, match="give a list"):
+        lg.sweep(tiny, {"seed": 3}, out)
+    with pytest.raises(ValueError, match="empty"):
+        lg.sweep(tiny, {"seed": []}, out)
+    with pytest.raises(ValueError, match="duplicate"):
+        lg.sweep(tiny, {"seed": [1, 1]}, out)
+    with pytest.raises(ValueError, match="grid is empty"):
+        lg.sweep(tiny, {}, out)
+    with pytest.raises(ValueError, match="job must be"):
+        lg.sweep(tiny, {"seed": [0]}, out, job="train")
+    with pytest.raises(ValueError, match="workers"):
+        lg.sweep(tiny, {"seed": [0]}, out, workers=0)
+    with pytest.raises(FileNotFoundError):
+        lg.sweep(tmp_path / "nope.toml", {"seed": [0]}, out)
+    assert not out.exists()  # nothing ran, nothing was written
+    # job="run": keys are checked against the experiment's TOML (a bundled name here)
+    with pytest.raises(ValueError, match=r"'widht'.*widths"):
+        lg.sweep("width_sweep", {"widht": [[8]]}, out, job="run")
+    with pytest.raises(ValueError, match=r"bundled experiment.*job='run'"):
+        lg.sweep("width_sweep", {"seed": [0]}, out)
+    assert not out.exists()
+
+
+def test_threads_per_worker():
+    assert threads_per_worker(1, 2) == 2
+    assert threads_per_worker(2, 2) == 1
+    assert threads_per_worker(4, 2) == 1  # never 0
+    assert threads_per_worker(4, 16) == 4
+
+
+# --- running, resuming ---------------------------------------------------------------------------
+def test_sweep_runs_writes_configs_and_resumes(tiny, tmp_path, count_reports):
+    out = tmp_path / "sw"
+    grid = {"model.width": [8, 16], "seed": [0, 1]}
+    res = lg.sweep(tiny, grid, out, progress=False)
+    names = ["width=8,seed=0", "width=8,seed=1", "width=16,seed=0", "width=16,seed=1"]
+    assert [r.name for r in res.runs] == names and sorted(count_reports) == sorted(names)
+    assert [r.status for r in res.runs] == ["done"] * 4 and res.ok and not res.failed
+    for r in res.runs:
+        d = out / r.name
+        assert Path(r.directory) == d
+        cfg = json.loads((d / "config.json").read_text())
+        assert cfg["model"]["width"] == r.params["model.width"] and cfg["seed"] == r.params["seed"]
+        assert cfg["train"]["steps"] == 6 and cfg["report"]["sections"] == ["problem", "training"]
+        results = json.loads((d / "results.json").read_text())  # the analyze report
+        assert results["config"] == cfg and (d / "index.html").exists()
+        assert (
+            r.metrics["training.loss_final"]
+            == results["sections"]["training"]["results"]["loss_final"]
+        )
+        assert json.loads((d / "done.json").read_text())["metrics"] == r.metrics
+    by = {(r.params["model.width"], r.params["seed"]): r.metrics for r in res.runs}
+    # p = 64·w + w + w·10 + 10 for the one-hidden-layer MLP on digits
+    assert by[8, 0]["problem.p"] == 8 * 75 + 10 and by[16, 1]["problem.p"] == 16 * 75 + 10
+    assert by[8, 0]["training.loss_final"] != by[8, 1]["training.loss_final"]  # seeds differ
+    assert by[8, 0]["training.loss_final"] < by[8, 0]["training.loss_initial"]
+    saved = SweepResult.load(out / "sweep.json")
+    assert saved.runs == res.runs and saved.grid == grid
+
+    # resume: nothing reruns, finished files are untouched, numbers come back
+    mtimes = {n: (out / n / "done.json").stat().st_mtime_ns for n in names}
+    count_reports.clear()
+    again = lg.sweep(tiny, grid, out, progress=False)
+    assert count_reports == [] and [r.status for r in again.runs] == ["skipped"] * 4
+    assert [r.metrics for r in again.runs] == [r.metrics for r in res.runs]
+    assert [r.seconds for r in again.runs] == [r.seconds for r in res.runs]
+    assert {n: (out / n / "done.json").stat().st_mtime_ns for n in names} == mtimes
+
+    # a grid that grows runs only the new points
+    again = lg.sweep(tiny, {"model.width": [8, 16], "seed": [0, 1, 2]}, out, progress=False)
+    assert sorted(count_reports) == ["width=16,seed=2", "width=8,seed=2"]
+    assert [r.status for r in again.runs].count("skipped") == 4
+
+    # a changed base config reruns its runs (the hash covers the whole merged config)
+    count_reports.clear()
+    tiny.write_text(TINY.replace("steps = 6", "steps = 4"))
+    small = {"model.width": [8], "seed": [0, 1]}
+    changed = lg.sweep(tiny, small, out, progress=False)
+    assert sorted(count_reports) == names[:2] and all(r.status == "done" for r in changed.runs)
+    assert all(r.metrics["training.steps"] == 4 for r in changed.runs)
+    assert json.loads((out / names[0] / "config.json").read_text())["train"]["steps"] == 4
+
+    # resume=False reruns everything again, with the same (seeded) numbers
+    count_reports.clear()
+    fresh = lg.sweep(tiny, small, out, resume=False, progress=False)
+    assert sorted(count_reports) == names[:2] and all(r.status == "done" for r in fresh.runs)
+    assert [_seeded(r.metrics) for r in fresh.runs] == [_seeded(r.metrics) for r in changed.runs]
+
+    # a change of report options only (which the report's own resume ignores) also starts
+    # the run afresh: nothing of the earlier report is left in the run directory
+    tiny.write_text(tiny.read_text().replace('["problem", "training"]', '["problem"]'))
+    only = lg.sweep(tiny, small, out, progress=False)
+    assert [r.status for r in only.runs] == ["done", "done"]
+    for r in only.runs:
+        assert not any(m.startswith("training.") for m in r.metrics)
+        assert not (out / r.name / "sections" / "training.json").exists()
+        assert not (out / r.name / "figures" / "training.png").exists()
+
+
+def test_failed_run_is_recorded_others_finish_and_rerun_retries(tiny, tmp_path, count_reports):
+    out = tmp_path / "sw"
+    grid = {"dtype": ["float32", "float16"], "seed": [0]}  # float16 is not a supported dtype
+    res = lg.sweep(tiny, grid, out, progress=False)
+    assert [r.status for r in res.runs] == ["done", "failed"] and not res.ok
+    (bad,) = res.failed
+    assert bad.name == "dtype=float16,seed=0" and "dtype must be one of" in bad.error
+    err = json.loads((out / bad.name / "error.json").read_text())
+    assert err["error"] == bad.error and "Traceback" in err["traceback"]
+    assert not (out / bad.name / "done.json").exists()
+    assert json.loads((out / bad.name / "config.json").read_text())["dtype"] == "float16"
+    assert res.counts() == {"done": 1, "skipped": 0, "failed": 1, "pending": 0}
+    assert SweepResult.load(out / "sweep.json").failed[0].error == bad.error
+    # a rerun skips the finished run and retries the failed one
+    count_reports.clear()
+    again = lg.sweep(tiny, grid, out, progress=False)
+    assert count_reports == ["dtype=float16,seed=0"]
+    assert [r.status for r in again.runs] == ["skipped", "failed"]
+
+
+@pytest.fixture
+def fake_job(monkeypatch):
+    """Replace the analyze job by an instant one; its metrics are a function of the config.
+
+    Set ``fake_job.interrupt_on = n`` to raise KeyboardInterrupt (Ctrl-C) in the n-th call.
+    """
+    state = types.SimpleNamespace(calls=[], interrupt_on=None)
+
+    def job(cfg, run_dir, resume, log):
+        state.calls.append(run_dir.name)
+        if len(state.calls) == state.interrupt_on:
+            raise KeyboardInterrupt
+        return {"fake.width_times_seed": cfg["model"]["width"] * (cfg["seed"] + 1)}
+
+    monkeypatch.setitem(core.JOB_FUNCTIONS, "analyze", job)
+    return state
+
+
+def test_interrupted_sweep_keeps_finished_runs(tiny, tmp_path, fake_job):
+    out = tmp_path / "sw"
+    grid = {"seed": [0, 1, 2]}
+    fake_job.interrupt_on = 3  # Ctrl-C during the third run
+    with pytest.raises(KeyboardInterrupt):
+        lg.sweep(tiny, grid, out, progress=False)
+    saved = SweepResult.load(out / "sweep.json")
+    assert [r.status for r in saved.runs] == ["done", "done", "pending"]
+    assert saved.runs[1].metrics == {"fake.width_times_seed": 24}
+    assert (out / "seed=1" / "done.json").exists() and not (out / "seed=2" / "done.json").exists()
+    fake_job.calls.clear()
+    fake_job.interrupt_on = None
+    res = lg.sweep(tiny, grid, out, progress=False)
+    assert fake_job.calls == ["seed=2"]
+    assert [r.status for r in res.runs] == ["skipped", "skipped", "done"]
+    assert [r.metrics["fake.width_times_seed"] for r in res.runs] == [12, 24, 36]
+
+
+def _seeded(metrics: dict) -> dict:
+    """The metrics a seeded rerun must reproduce exactly (timings left out)."""
+    out = {k: v for k, v in metrics.items() if "wall_time" not in k}
+    assert "training.loss_final" in out
+    return out
+
+
+FACTORY = '''
+import torch
+from torch import nn
+
+def make(width, d_in, d_out, record, seed=0):
+    """An MLP that also notes the torch thread count of the process that builds it."""
+    with open(record, "a") as f:
+        f.write(f"{width} {torch.get_num_threads()}\\n")
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d_in, width), nn.Tanh(), nn.Linear(width, d_out))
+'''
+
+
+def test_workers_2_match_workers_1_and_set_threads(tmp_path, monkeypatch):
+    fac = tmp_path / "fac.py"
+    fac.write_text(FACTORY)
+    rec1, rec2 = tmp_path / "threads1.txt", tmp_path / "threads2.txt"
+
+    def cfg(record):
+        return {  # a dict config with a user model factory: widths live in model.kwargs
+            "data": {"name": "digits", "n": 16, "one_hot": True},
+            "model": {"factory": f"{fac}:make", "kwargs": {"width": 12, "record": str(record)}},
+            "train": {"steps": 6, "record_every": 2},
+            "report": {"sections": ["problem", "training"]},
+        }
+
+    grid = {"model.kwargs.width": [8, 16], "seed": [1]}
+    # pretend 6 cores: each of 2 workers must then run torch with 3 threads
+    monkeypatch.setattr(core, "_cores", lambda: 6)
+    assert threads_per_worker(2) == 3
+    threads_before = torch.get_num_threads()
+    one = lg.sweep(cfg(rec1), grid, tmp_path / "w1", progress=False)
+    assert torch.get_num_threads() == threads_before  # workers=1 leaves torch threads alone
+    two = lg.sweep(cfg(rec2), grid, tmp_path / "w2", workers=2, progress=False)
+    assert [r.status for r in one.runs] == ["done"] * 2 == [r.status for r in two.runs]
+    assert [r.name for r in two.runs] == [r.name for r in one.runs]  # grid order, not finish order
+    for a, b in zip(one.runs, two.runs, strict=True):
+        assert a.params == b.params
+        for m in ("problem.p", "training.loss_initial", "training.loss_final", "training.lr"):
+            assert b.metrics[m] == pytest.approx(a.metrics[m], rel=1e-5), m
+    assert one.runs[0].metrics["problem.p"] == 8 * 75 + 10  # the factory got the swept width
+    # every build of a model (one per run) in a worker saw max(1, cores // 2) threads
+    seen = [line.split() for line in rec2.read_text().splitlines()]
+    assert sorted(int(w) for w, _ in seen) == [8, 16]
+    assert {int(t) for _, t in seen} == {3}
+    assert {int(t) for _, t in (x.split() for x in rec1.read_text().splitlines())} == {
+        threads_before
+    }
+
+
+def test_job_run_experiment(tmp_path):
+    cfg = {
+        "experiment": "width_sweep",
+        "widths": [4, 8],
+        "seeds": [0],
+        "variants": ["linear"],
+        "depth": 2,
+        "activation": "tanh",
+        "bottleneck": 4,
+        "dtype": "float64",
+        "fit_min_width": 0,
+        "data": {"name": "synthetic-regression", "n": 4, "d": 3, "k": 1},
+        "hessian": {"restarts": 1},
+    }
+    res = lg.sweep(cfg, {"data.n": [4, 5]}, tmp_path / "sw", job="run", progress=False)
+    assert [r.name for r in res.runs] == ["n=4", "n=5"] and res.ok
+    for r in res.runs:
+        d = Path(r.directory)
+        summary = json.loads((d / "summary.json").read_text())
+        assert r.metrics["linear.hessian_slope"] == summary["linear"]["hessian_slope"]
+        assert (
+            json.loads((d / "results.json").read_text())["config"]["data"]["n"]
+            == (r.params["data.n"])
+        )
+        assert json.loads((d / "config.json").read_text())["data"]["n"] == r.params["data.n"]
+    assert res.runs[0].metrics != res.runs[1].metrics
+    assert res.headline()[0] == "linear.hessian_slope"  # no report metrics: the first ones
+
+
+# --- Ray -------------------------------------------------------------------------------------
+def test_ray_backend_missing_gives_install_hint(tiny, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(ImportError, match="pip install ray"):
+        lg.sweep(tiny, {"seed": [0]}, tmp_path / "sw", backend="ray")
+    assert not (tmp_path / "sw").exists()
+    res = runner.invoke(
+        app, ["sweep", "-c", str(tiny), "--grid", "seed=0", "--backend", "ray", "-o", "x"]
+    )
+    assert res.exit_code == 2 and "pip install ray" in res.output
+
+
+def test_ray_backend_runs_the_same_tasks_through_a_stub(tiny, tmp_path, monkeypatch, fake_job):
+    """The Ray adapter (remote, wait, get, at most `workers` in flight) with a stand-in Ray."""
+    log: dict[str, list] = {"in_flight": [], "num_cpus": []}
+    ray = types.ModuleType("ray")
+    state = {"init": False, "pending": []}
+    ray.is_initialized = lambda: state["init"]
+    ray.init = lambda: state.update(init=True)
+    cpus = 2 * torch.get_num_threads()  # 2 workers → this process's own thread count
+    ray.cluster_resources = lambda: {"CPU": float(cpus)}
+
+    def remote(num_cpus):
+        log["num_cpus"].append(num_cpus)
+
+        def deco(fn):
+            def submit(task):
+                ref = object()
+                state["pending"].append(ref)
+                log["in_flight"].append(len(state["pending"]))
+                state[ref] = (fn, task)
+                return ref
+
+            return types.SimpleNamespace(remote=submit)
+
+        return deco
+
+    def wait(refs, num_returns):
+        assert num_returns == 1
+        return refs[:1], refs[1:]
+
+    def get(ref):
+        state["pending"].remove(ref)
+        fn, task = state.pop(ref)
+        return fn(task)
+
+    ray.remote, ray.wait, ray.get = remote, wait, get
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    grid = {"seed": [0, 1, 2]}
+    res = lg.sweep(tiny, grid, tmp_path / "ray", backend="ray", workers=2, progress=False)
+    local = lg.sweep(tiny, grid, tmp_path / "local", progress=False)
+    assert state["init"] and log["num_cpus"] == [threads_per_worker(2, cpus)]
+    assert max(log["in_flight"]) == 2  # never more than `workers` tasks at once
+    assert [r.status for r in res.runs] == ["done"] * 3
+    assert [r.metrics for r in res.runs] == [r.metrics for r in local.runs]
+    assert json.loads((tmp_path / "ray" / "seed=2" / "done.json").read_text())["metrics"] == {
+        "fake.width_times_seed": 36
+    }
+
+
+# --- the result -------------------------------------------------------------------------------
+def _fake_result() -> SweepResult:
+    runs = []
+    for w in (8, 16, 32):
+        for s in (0, 1):
+            failed = w == 32 and s == 1
+            runs.append(
+                SweepRun(
+                    f"width={w},seed={s}",
+                    {"model.width": w, "seed": s},
+                    "failed" if failed else "done",
+                    1.5,
+                    f"out/width={w},seed={s}",
+                    metrics={}
+                    if failed
+                    else {"training.loss_final": w + 0.1 * s, "x.inf": math.inf},
+                    error="ValueError: boom" if failed else None,
+                )
+            )
+    return SweepResult(
+        out="out",
+        job="analyze",
+        grid={"model.width": [8, 16, 32], "seed": [0, 1]},
+        runs=runs,
+        config={"seed": 0, "train": {"lr": 0.5}},
+        seconds=9.0,
+    )
+
+
+def test_sweep_result_round_trip_table_and_plot(tmp_path):
+    res = _fake_result()
+    d = json.loads(json.dumps(res.to_dict()))  # strict JSON
+    back = SweepResult.from_dict(d)
+    assert back == res and isinstance(back.runs[0], SweepRun)
+    assert back.runs[0].metrics["x.inf"] == math.inf  # strict JSON "inf" comes back a float
+    res.save(tmp_path / "s.json")
+    assert lg.load_result(tmp_path / "s.json") == res
+    assert res.counts()["failed"] == 1 and res.failed[0].error == "ValueError: boom"
+
+    rows = res.table(["training.loss_final"])
+    assert rows[1] == {
+        "name": "width=8,seed=1",
+        "width": 8,
+        "seed": 1,
+        "status": "done",
+        "seconds": 1.5,
+        "training.loss_final": 8.1,
+    }
+    assert rows[-1]["error"] == "ValueError: boom" and rows[-1]["training.loss_final"] is None
+    assert res.headline() == ["training.loss_final"]  # the report's number comes first
+
+    ax = res.plot(x="width", y="training.loss_final", logx=True)
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert sorted(lines) == ["seed=0", "seed=1"]  # one line per value of the other parameter
+    assert list(lines["seed=0"].get_xdata()) == [8, 16, 32]
+    assert list(lines["seed=0"].get_ydata()) == [8.0, 16.0, 32.0]
+    assert list(lines["seed=1"].get_xdata()) == [8, 16]  # the failed run is left out
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "model.width"
+    # by seed, grouped by width; the full dotted key works too
+    ax = res.plot(x="seed", y="training.loss_final")
+    assert len(ax.get_lines()) == 3
+    with pytest.raises(ValueError, match="not a swept parameter"):
+        res.plot(x="depth", y="training.loss_final")
+    with pytest.raises(ValueError, match="no run has a metric"):
+        res.plot(x="model.width", y="training.loss")
+
+
+# --- the command line -------------------------------------------------------------------------
+def test_parse_grid_values():
+    assert parse_value("64") == 64 and isinstance(parse_value("64"), int)
+    assert parse_value("0.5") == 0.5 and parse_value("1e-3") == 0.001
+    assert parse_value("true") is True and parse_value("False") is False
+    assert parse_value("tanh") == "tanh"
+    assert parse_grid(["model.width=64,128", "train.lr=0.5", "model.activation=tanh,relu"]) == {
+        "model.width": [64, 128],
+        "train.lr": [0.5],
+        "model.activation": ["tanh", "relu"],
+    }
+    for bad in (["width"], ["=1,2"], ["seed="], ["seed=0", "seed=1"]):
+        with pytest.raises(ValueError, match="--grid"):
+            parse_grid(bad)
+
+
+def test_cli_end_to_end(tiny, tmp_path):
+    out = tmp_path / "cli"
+    args = ["sweep", "-c", str(tiny), "--grid", "model.width=8,16", "-g", "seed=0"]
+    args += ["-o", str(out), "--no-progress"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "sweep: 2 done" in res.output and "sweep.json" in res.output
+    saved = SweepResult.load(out / "sweep.json")
+    assert [r.params for r in saved.runs] == [
+        {"model.width": 8, "seed": 0},
+        {"model.width": 16, "seed": 0},
+    ]
+    assert json.loads((out / "width=16,seed=0" / "config.json").read_text())["model"]["width"] == 16
+    res = runner.invoke(app, args)  # resume
+    assert res.exit_code == 0 and "sweep: 2 skipped" in res.output and "done" not in res.output
+    res = runner.invoke(app, [*args, "--fresh"])
+    assert res.exit_code == 0 and "sweep: 2 done" in res.output
+    # a failing run: exit 1, the error printed, the other run kept
+    res = runner.invoke(
+        app, ["sweep", "-c", str(tiny), "-g", "dtype=float32,float16", "-o", str(tmp_path / "f")]
+    )
+    assert res.exit_code == 1 and "1 done, 1 failed" in res.output
+    assert "dtype must be one of" in res.output
+    assert (tmp_path / "f" / "dtype=float32" / "done.json").exists()
+    # usage errors: clean exits with status 2
+    res = runner.invoke(app, ["sweep", "-c", str(tiny), "--grid", "model.widht=8", "-o", "x"])
+    assert res.exit_code == 2 and "model.widht" in res.output and "model.width" in res.output
+    res = runner.invoke(app, ["sweep", "-c", str(tiny), "-o", "x"])
+    assert res.exit_code == 2 and "--grid" in res.output
+    res = runner.invoke(app, ["sweep", "-c", str(tiny), "--grid", "seed", "-o", "x"])
+    assert res.exit_code == 2 and "KEY=V1,V2" in res.output
+    res = runner.invoke(app, ["sweep", "width_sweep", "-c", str(tiny), "--grid", "seed=0"])
+    assert res.exit_code == 2 and "not both" in res.output

@@ -1,0 +1,116 @@
+"""The import-layer contract: two storeys, no cycles.
+
+The library (everything under ``lossgeometry`` except ``lossgeometry.app``) must never import
+the application (``lossgeometry.app``), directly or through a chain; and no group of modules
+may import each other in a loop. The package root ``lossgeometry/__init__.py`` is the public
+face of both storeys (it re-exports ``lg.sweep``), so it is the one module allowed to import
+from ``app`` and is left out of the cycle check as an importer of its own sub-packages.
+
+The graph is built by grimp (the engine of import-linter) from the source, so imports inside
+functions count too.
+"""
+
+from __future__ import annotations
+
+import grimp
+import pytest
+
+ROOT = "lossgeometry"
+APP = "lossgeometry.app"
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph(ROOT, include_external_packages=False)
+
+
+def _is_app(module: str) -> bool:
+    return module == APP or module.startswith(APP + ".")
+
+
+def test_library_never_imports_the_application(graph: grimp.ImportGraph) -> None:
+    bad = []
+    for module in sorted(graph.modules):
+        if module == ROOT or _is_app(module):
+            continue
+        for imported in graph.find_modules_directly_imported_by(module):
+            if _is_app(imported):
+                bad.append(f"{module} -> {imported}")
+    assert not bad, "library modules import the application:\n" + "\n".join(bad)
+
+
+def test_no_chain_from_library_to_application(graph: grimp.ImportGraph) -> None:
+    library_tops = {m for m in graph.find_children(ROOT) if not _is_app(m)}
+    bad = [m for m in sorted(library_tops) if graph.chain_exists(m, APP, as_packages=True)]
+    assert not bad, f"an import chain runs from {bad} up to {APP}"
+
+
+def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    modules = sorted(m for m in graph.modules if m != ROOT)
+    edges = {
+        m: sorted(i for i in graph.find_modules_directly_imported_by(m) if i != ROOT)
+        for m in modules
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    out: list[list[str]] = []
+    counter = 0
+    for start in modules:
+        if start in index:
+            continue
+        work = [(start, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            recurse = False
+            for j in range(i, len(edges[node])):
+                nxt = edges[node][j]
+                if nxt not in index:
+                    work.append((node, j + 1))
+                    work.append((nxt, 0))
+                    recurse = True
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            if recurse:
+                continue
+            if low[node] == index[node]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == node:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return out
+
+
+def test_no_import_cycles(graph: grimp.ImportGraph) -> None:
+    cycles = _cycles(graph)
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_cycle_check_can_fail() -> None:
+    g = grimp.ImportGraph()
+    for m in ("a", "a.x", "a.y"):
+        g.add_module(m)
+    g.add_import(importer="a.x", imported="a.y")
+    g.add_import(importer="a.y", imported="a.x")
+    global ROOT
+    saved, ROOT = ROOT, "a"
+    try:
+        assert _cycles(g) == [["a.x", "a.y"]]
+    finally:
+        ROOT = saved
