@@ -61,11 +61,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
 _TOP_KEYS = {"seed", "dtype", "data", "model", "loss", "train", "report", "name", "description"}
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """The one merge rule of configs: tables merge key by key, any other value replaces."""
     out = copy.deepcopy(base)
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
+            out[k] = merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
     return out
@@ -96,11 +97,11 @@ def load_config(
         )
     if "factory" in user.get("model", {}):
         # a user model replaces the built-in model table entirely
-        cfg = _merge({k: v for k, v in DEFAULT_CONFIG.items() if k != "model"}, user)
+        cfg = merge({k: v for k, v in DEFAULT_CONFIG.items() if k != "model"}, user)
     else:
-        cfg = _merge(DEFAULT_CONFIG, user)
+        cfg = merge(DEFAULT_CONFIG, user)
     if overrides:
-        cfg = _merge(cfg, overrides)
+        cfg = merge(cfg, overrides)
     return cfg
 
 
@@ -137,7 +138,15 @@ def load_factory(spec: str) -> Any:
     return fn
 
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+"""The dtype names a config may use (the one table: analyze, experiments and sweeps)."""
+
+
+def resolve_dtype(name: Any, key: str = "dtype") -> torch.dtype:
+    """The torch dtype a config names; a clear error names ``key`` and the choices."""
+    if isinstance(name, str) and name in DTYPES:
+        return DTYPES[name]
+    raise ValueError(f"{key} = {name!r}: choose one of {', '.join(map(repr, DTYPES))}")
 
 
 @dataclass
@@ -172,9 +181,7 @@ def build_problem(cfg: dict[str, Any]) -> tuple[Problem, str]:
     loss_cfg = cfg.get("loss", {})
     loss_name = loss_cfg.get("name", "mse")
     mcfg = dict(cfg["model"])
-    dtype = _DTYPES.get(cfg.get("dtype", "float32"))
-    if dtype is None:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg.get('dtype')!r}")
+    dtype = resolve_dtype(cfg.get("dtype", "float32"))
     # data first: a factory that returns its own data simply ignores it
     ds, X, Y = _build_data(cfg["data"], loss_name, seed)
     d_in, d_out = ds.d_in, ds.d_out

@@ -69,7 +69,8 @@ def load_base_config(config: str | os.PathLike | Mapping[str, Any] | None, job: 
         ValueError: bad TOML, unknown top-level keys, unknown experiment.
     """
     if job == "analyze":
-        from lossgeometry.app.config import _TOP_KEYS, DEFAULT_CONFIG, _merge, load_config
+        from lossgeometry.app.config import _TOP_KEYS, DEFAULT_CONFIG, load_config
+        from lossgeometry.app.config import merge as _merge
         from lossgeometry.app.experiments.registry import bundled_configs
 
         if isinstance(config, Mapping):
