@@ -146,7 +146,7 @@ def resolve_dtype(name: Any, key: str = "dtype") -> torch.dtype:
     """The torch dtype a config names; a clear error names ``key`` and the choices."""
     if isinstance(name, str) and name in DTYPES:
         return DTYPES[name]
-    raise ValueError(f"{key} = {name!r}: choose one of {', '.join(map(repr, DTYPES))}")
+    raise ValueError(f"{key} must be one of {sorted(DTYPES)}, got {name!r}")
 
 
 @dataclass
