@@ -26,23 +26,9 @@ import numpy as np
 import torch
 
 from lossgeometry._progress import progress_bar
+from lossgeometry.optim.registry import OptimizerSpec, make_optimizer
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result, atomic_write_json
-
-OptimizerSpec = str | type[torch.optim.Optimizer] | Callable[..., torch.optim.Optimizer]
-
-_NAMED = {
-    "gd": (torch.optim.SGD, {}),
-    "sgd": (torch.optim.SGD, {}),
-    "momentum": (torch.optim.SGD, {"momentum": 0.9}),
-    "nesterov": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
-    "adam": (torch.optim.Adam, {}),
-    "adamw": (torch.optim.AdamW, {}),
-    "adagrad": (torch.optim.Adagrad, {}),
-    "rmsprop": (torch.optim.RMSprop, {}),
-    "lbfgs": (torch.optim.LBFGS, {}),
-}
-
 
 StepCallback = Callable[
     [int, torch.Tensor, "torch.Tensor | None", torch.Tensor, torch.Tensor], None
@@ -134,40 +120,6 @@ class Trajectory(Result):
         ax.set_ylabel(quantity.replace("_", " "))
         ax.grid(alpha=0.3, which="both")
         return ax
-
-
-def make_optimizer(
-    optimizer: OptimizerSpec, params: list[torch.Tensor], lr: float | None, **kwargs: Any
-) -> tuple[torch.optim.Optimizer, str]:
-    """Build an optimizer over ``params`` from a name, a class or a factory."""
-    if isinstance(optimizer, str):
-        key = optimizer.lower()
-        if key not in _NAMED:
-            raise ValueError(
-                f"unknown optimizer {optimizer!r}; use one of {sorted(_NAMED)}, a torch.optim "
-                "class, or a callable params -> Optimizer"
-            )
-        cls, defaults = _NAMED[key]
-        if lr is None and cls in (torch.optim.SGD,):
-            raise ValueError(f"optimizer {optimizer!r} needs a learning rate: pass lr=...")
-        opts = {**defaults, **kwargs}
-        if lr is not None:
-            opts["lr"] = lr
-        return cls(params, **opts), key
-    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
-        opts = dict(kwargs)
-        if lr is not None:
-            opts["lr"] = lr
-        return optimizer(params, **opts), optimizer.__name__
-    if callable(optimizer):
-        opt = optimizer(params)
-        if not isinstance(opt, torch.optim.Optimizer):
-            raise TypeError(
-                "an optimizer factory must return a torch.optim.Optimizer, got "
-                f"{type(opt).__name__}"
-            )
-        return opt, type(opt).__name__
-    raise TypeError(f"optimizer must be a name, an Optimizer class or a factory, got {optimizer!r}")
 
 
 class BatchSampler:

@@ -77,6 +77,9 @@ class SectionOutput:
     html: str
     skipped: str | None = None
     """If set, the section did not apply and this says why (shown in the report)."""
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Headline scalars (the study ``Result.summary()``); stored in ``results.json`` as
+    ``sections.NAME.summary``, the one place sweeps read metrics from."""
 
 
 @dataclasses.dataclass(frozen=True)
