@@ -15,23 +15,24 @@ current parameters: the loss ``L(w_t)``, ``‖∇L(w_t)‖``, ``‖w_t − w_0�
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from lossgeometry.problem import Problem
+from lossgeometry.recording import Measurement, Recorder, Trajectory
 from lossgeometry.results import atomic_write_json
-from lossgeometry.train import Trajectory
 
-Measurement = Callable[[Problem, torch.Tensor], float]
+__all__ = ["Measurement", "Monitor"]
 
 
 class Monitor:
     """Record loss, gradient norm, distance, PL ratio (and extras) from a user's loop.
+
+    The records are those of :func:`lossgeometry.train` (both use
+    :class:`~lossgeometry.recording.Recorder`): same quantities, same numbers, and a NaN or
+    infinite loss raises the same :class:`~lossgeometry.TrainingDivergedError`.
 
     Args:
         problem: the Problem whose model is being trained.
@@ -48,65 +49,47 @@ class Monitor:
         extra: dict[str, Measurement] | None = None,
         path: str | Path | None = None,
     ) -> None:
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
-        self.problem, self.every, self.extra = problem, every, dict(extra or {})
-        self.path = Path(path) if path is not None else None
+        self.problem = problem
         self.w0 = problem.params()
-        self.records: dict[str, list[float]] = {
-            k: [] for k in ("steps", "loss", "grad_norm", "distance", "pl_ratio", *self.extra)
-        }
-        self._t0 = time.perf_counter()
+        self.recorder = Recorder(problem, self.w0, every=every, extra=extra)
+        self.every, self.extra = every, self.recorder.extra
+        self.path = Path(path) if path is not None else None
+
+    @property
+    def records(self) -> dict[str, list[float]]:
+        """The records so far, as lists keyed by quantity.
+
+        Keys: ``steps``, ``loss``, ``grad_norm``, ``distance``, ``pl_ratio`` and the extras'.
+        """
+        return self.recorder.records
 
     def step(self, step: int, force: bool = False) -> dict[str, float] | None:
-        """Record at ``step`` if it is due (or ``force``); returns the record or ``None``."""
-        if not force and step % self.every != 0:
+        """Record at ``step`` if it is due (or ``force``); returns the record or ``None``.
+
+        Raises:
+            TrainingDivergedError: the full loss is NaN or infinite.
+        """
+        if not force and not self.recorder.due(step):
             return None
-        w = self.problem.params()
-        L, g = self.problem.loss_and_grad(w)
-        Lf, gn = float(L), float(g.norm())
-        if not np.isfinite(Lf):
-            raise ValueError(f"the loss is {Lf} at step {step}: training diverged")
-        rec = {
-            "steps": float(step),
-            "loss": Lf,
-            "grad_norm": gn,
-            "distance": float((w - self.w0).norm()),
-            "pl_ratio": gn**2 / Lf if Lf > 0 else float("inf"),
-        }
-        for name, fn in self.extra.items():
-            rec[name] = float(fn(self.problem, w))
-        for k, v in rec.items():
-            self.records[k].append(v)
+        rec = self.recorder.record(step, self.problem.params())
         if self.path is not None:
             atomic_write_json(self.path, self.records)
         return rec
 
     def as_arrays(self) -> dict[str, np.ndarray]:
         """The records as arrays (extras included)."""
-        return {k: np.asarray(v) for k, v in self.records.items()}
+        return self.recorder.as_arrays()
 
     def trajectory(
         self, optimizer: str = "user", lr: float | None = None, **meta: Any
     ) -> Trajectory:
         """The records as a :class:`~lossgeometry.Trajectory` (extras are not part of it)."""
-        a = self.as_arrays()
-        if a["steps"].size == 0:
+        if not self.records["steps"]:
             raise ValueError("nothing recorded yet: call monitor.step(step) in your loop")
-        return Trajectory(
-            steps=a["steps"].astype(int),
-            loss=a["loss"],
-            grad_norm=a["grad_norm"],
-            distance=a["distance"],
-            pl_ratio=a["pl_ratio"],
-            optimizer=optimizer,
-            lr=lr,
+        return self.recorder.trajectory(
+            self.problem.params(),
             batch_size=meta.get("batch_size"),
             seed=int(meta.get("seed", 0)),
-            num_steps=int(a["steps"][-1]),
-            loss_name=self.problem.loss_name,
-            reduction=self.problem.reduction,
-            wall_time=time.perf_counter() - self._t0,
-            w0=self.w0,
-            w_final=self.problem.params(),
+            optimizer=optimizer,
+            lr=lr,
         )

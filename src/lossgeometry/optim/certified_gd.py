@@ -11,6 +11,10 @@ were wrong).
 >>> cert = lg.certify_plstar(problem)                                       # doctest: +SKIP
 >>> run = lg.optim.run_certified_gd(problem, cert, steps=200)              # doctest: +SKIP
 >>> lg.compare_with_certificate(run, cert).loss_holds                       # doctest: +SKIP
+
+By name, ``lg.train(problem, "certified_gd", steps)`` certifies the Problem at the start point
+and runs CertifiedGD with the certified step (:func:`build_certified_gd`, the registry's
+builder).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["CertifiedGD", "run_certified_gd"]
+__all__ = ["CertifiedGD", "build_certified_gd", "run_certified_gd"]
 
 
 class CertifiedGD(torch.optim.Optimizer):
@@ -110,6 +114,55 @@ class CertifiedGD(torch.optim.Optimizer):
                 stacklevel=2,
             )
         return loss
+
+
+def build_certified_gd(
+    params: Iterable[Any],
+    lr: float | None,
+    problem: Any,
+    *,
+    certificate: Any = None,
+    certify: dict[str, Any] | None = None,
+    strict: bool = False,
+    scale: float = 1.0,
+    allow_uncertified: bool = False,
+) -> CertifiedGD:
+    """The optimizer registry's builder for ``"certified_gd"``: CertifiedGD on ``problem``.
+
+    ``params`` must be the flat parameter vector of ``problem`` (one tensor of shape ``(p,)``,
+    as :func:`lossgeometry.train` passes it); its current value is the start point ``w0``.
+    Without ``certificate``, one is computed there:
+    ``lg.certify_plstar(problem, w0, **certify)``. The step is the certificate's (times
+    ``scale``), so ``lr`` must be left unset.
+
+    Raises:
+        ValueError: ``lr`` is given; no Problem (and no certificate); ``params`` is not the
+            Problem's flat vector; or the certificate declined (see :class:`CertifiedGD`).
+    """
+    if lr is not None:
+        raise ValueError(
+            f"certified_gd takes its step from the PL* certificate, not from lr={lr}: leave lr "
+            "unset (scale=... among the optimizer's keyword arguments takes a fraction of it)"
+        )
+    params = list(params)
+    if certificate is None:
+        if problem is None:
+            raise ValueError(
+                "certified_gd needs the Problem to certify: use lg.train(problem, "
+                "'certified_gd', ...) or pass certificate=..."
+            )
+        if len(params) != 1 or not isinstance(params[0], torch.Tensor):
+            raise ValueError(
+                "certified_gd certifies the start point, so params must be the Problem's flat "
+                "parameter vector (one tensor of shape (p,)), as lg.train passes it"
+            )
+        from lossgeometry.conditions.plstar import certify_plstar
+
+        w0 = problem.check_w(params[0].detach()).clone()
+        certificate = certify_plstar(problem, w0, **(certify or {}))
+    return CertifiedGD(
+        params, certificate, strict=strict, scale=scale, allow_uncertified=allow_uncertified
+    )
 
 
 def run_certified_gd(

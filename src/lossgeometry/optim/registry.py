@@ -1,43 +1,83 @@
 """One registry of optimizers by name: ``train``, configs and the CLI all resolve names here.
 
 ``make_optimizer("adam", params, lr)`` builds a registered optimizer; a ``torch.optim`` class or
-a factory ``params -> Optimizer`` is accepted as well. :func:`register_optimizer` adds a name
-(the package's own optimizers register themselves in :mod:`lossgeometry.optim`);
+a factory ``params -> Optimizer`` is accepted as well. :func:`register_optimizer` adds a name;
 :func:`optimizer_names` lists them (configs validate ``[train] optimizer`` against it).
+
+An entry is one of two kinds:
+
+* an ``Optimizer`` **class**: built as ``cls(params, **defaults, **kwargs, lr=lr)`` (``lr``
+  left out when ``None``, so the class's own default applies);
+* a **factory** ``factory(params, lr, problem, **defaults, **kwargs) -> Optimizer``, for
+  optimizers that need more than the parameters: the Problem being trained (``None`` when the
+  caller has none; a factory that needs it raises), e.g. ``"certified_gd"`` which computes a
+  PL* certificate of the Problem at the start point to take its step.
+
+Names are lower case. torch's optimizers are registered here; the package's own
+(``"sps"``, ``"decsps"``, ``"ngn"``, ``"adagrad_norm"``, ``"certified_gd"``) are registered
+by :mod:`lossgeometry.optim` (its ``__init__``), which Python runs before this module is
+usable, so they are always present. This module imports no optimizer module, so no import
+cycle runs through it (``certified_gd`` imports ``train``, which imports this module).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-__all__ = ["OptimizerSpec", "make_optimizer", "optimizer_names", "register_optimizer"]
+__all__ = [
+    "OptimizerFactory",
+    "OptimizerSpec",
+    "make_optimizer",
+    "optimizer_names",
+    "register_optimizer",
+]
 
 OptimizerSpec = str | type[torch.optim.Optimizer] | Callable[..., torch.optim.Optimizer]
+"""What ``train`` accepts: a registered name, an ``Optimizer`` class, or ``params -> Optimizer``."""
 
-_NAMED = {
-    "gd": (torch.optim.SGD, {}),
-    "sgd": (torch.optim.SGD, {}),
-    "momentum": (torch.optim.SGD, {"momentum": 0.9}),
-    "nesterov": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
-    "adam": (torch.optim.Adam, {}),
-    "adamw": (torch.optim.AdamW, {}),
-    "adagrad": (torch.optim.Adagrad, {}),
-    "rmsprop": (torch.optim.RMSprop, {}),
-    "lbfgs": (torch.optim.LBFGS, {}),
-}
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+"""A registry factory: ``factory(params, lr, problem, **kwargs) -> Optimizer``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    builder: type[torch.optim.Optimizer] | OptimizerFactory
+    defaults: dict[str, Any]
+    needs_lr: bool
+
+    @property
+    def is_class(self) -> bool:
+        return isinstance(self.builder, type) and issubclass(self.builder, torch.optim.Optimizer)
+
+
+_NAMED: dict[str, _Entry] = {}
 
 
 def register_optimizer(
-    name: str, cls: type[torch.optim.Optimizer], defaults: dict[str, Any] | None = None
+    name: str,
+    builder: type[torch.optim.Optimizer] | OptimizerFactory,
+    defaults: dict[str, Any] | None = None,
+    *,
+    needs_lr: bool = False,
 ) -> None:
-    """Register ``cls`` (with keyword ``defaults``) under ``name`` (lower case)."""
+    """Register ``builder`` under ``name`` (lower case) with keyword ``defaults``.
+
+    ``builder`` is an ``Optimizer`` class or a factory (see the module docstring).
+
+    ``needs_lr=True`` makes a missing ``lr`` an error (torch's SGD has a default ``lr`` that
+    means nothing for a given problem). Registering the same builder again replaces its
+    defaults; another builder under a taken name is an error.
+    """
     key = name.lower()
-    if key in _NAMED and _NAMED[key][0] is not cls:
+    if key in _NAMED and _NAMED[key].builder is not builder:
         raise ValueError(f"an optimizer named {name!r} is already registered")
-    _NAMED[key] = (cls, dict(defaults or {}))
+    if not callable(builder):
+        raise TypeError(f"an optimizer builder must be a class or a factory, got {builder!r}")
+    _NAMED[key] = _Entry(builder, dict(defaults or {}), needs_lr)
 
 
 def optimizer_names() -> list[str]:
@@ -45,10 +85,32 @@ def optimizer_names() -> list[str]:
     return sorted(_NAMED)
 
 
+def _checked(opt: Any, what: str) -> torch.optim.Optimizer:
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise TypeError(f"{what} must return a torch.optim.Optimizer, got {type(opt).__name__}")
+    return opt
+
+
 def make_optimizer(
-    optimizer: OptimizerSpec, params: list[torch.Tensor], lr: float | None, **kwargs: Any
+    optimizer: OptimizerSpec,
+    params: list[torch.Tensor],
+    lr: float | None,
+    *,
+    problem: Any = None,
+    **kwargs: Any,
 ) -> tuple[torch.optim.Optimizer, str]:
-    """Build an optimizer over ``params`` from a name, a class or a factory."""
+    """Build an optimizer over ``params`` from a name, a class or a factory.
+
+    Args:
+        optimizer: a registered name, an ``Optimizer`` class or a factory ``params -> Optimizer``.
+        params: the parameters (``train`` passes ``[w]``, the flat parameter vector).
+        lr: the learning rate (``None``: the optimizer's own default, where it has one).
+        problem: the Problem being trained, passed to registry factories.
+        **kwargs: keyword arguments of the optimizer (override the entry's defaults).
+
+    Returns:
+        ``(optimizer, name)``: the name is the registry key, or the class name.
+    """
     if isinstance(optimizer, str):
         key = optimizer.lower()
         if key not in _NAMED:
@@ -56,24 +118,32 @@ def make_optimizer(
                 f"unknown optimizer {optimizer!r}; use one of {sorted(_NAMED)}, a torch.optim "
                 "class, or a callable params -> Optimizer"
             )
-        cls, defaults = _NAMED[key]
-        if lr is None and cls in (torch.optim.SGD,):
+        entry = _NAMED[key]
+        if lr is None and entry.needs_lr:
             raise ValueError(f"optimizer {optimizer!r} needs a learning rate: pass lr=...")
-        opts = {**defaults, **kwargs}
+        opts = {**entry.defaults, **kwargs}
+        if not entry.is_class:
+            return _checked(entry.builder(params, lr, problem, **opts), f"optimizer {key!r}"), key
         if lr is not None:
             opts["lr"] = lr
-        return cls(params, **opts), key
+        return entry.builder(params, **opts), key
     if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
         opts = dict(kwargs)
         if lr is not None:
             opts["lr"] = lr
         return optimizer(params, **opts), optimizer.__name__
     if callable(optimizer):
-        opt = optimizer(params)
-        if not isinstance(opt, torch.optim.Optimizer):
-            raise TypeError(
-                "an optimizer factory must return a torch.optim.Optimizer, got "
-                f"{type(opt).__name__}"
-            )
+        opt = _checked(optimizer(params), "an optimizer factory")
         return opt, type(opt).__name__
     raise TypeError(f"optimizer must be a name, an Optimizer class or a factory, got {optimizer!r}")
+
+
+register_optimizer("gd", torch.optim.SGD, needs_lr=True)
+register_optimizer("sgd", torch.optim.SGD, needs_lr=True)
+register_optimizer("momentum", torch.optim.SGD, {"momentum": 0.9}, needs_lr=True)
+register_optimizer("nesterov", torch.optim.SGD, {"momentum": 0.9, "nesterov": True}, needs_lr=True)
+register_optimizer("adam", torch.optim.Adam)
+register_optimizer("adamw", torch.optim.AdamW)
+register_optimizer("adagrad", torch.optim.Adagrad)
+register_optimizer("rmsprop", torch.optim.RMSprop)
+register_optimizer("lbfgs", torch.optim.LBFGS)

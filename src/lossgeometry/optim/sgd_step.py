@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ import torch
 
 from lossgeometry._progress import progress_bar
 from lossgeometry.problem import Problem
+from lossgeometry.recording import BatchSampler, Recorder, Trajectory
 from lossgeometry.results import Result
 
 __all__ = ["SGDStep", "certified_sgd", "per_sample_kernel_max", "sgd_step_size"]
@@ -176,19 +176,22 @@ def certified_sgd(
     seed: int = 0,
     record_every: int = 1,
     progress: bool | None = None,
-) -> Any:
+) -> Trajectory:
     """Run mini-batch SGD with the certified step; batches are drawn independently per step.
 
     Each step draws ``b`` distinct indices uniformly at random (a fresh seeded draw every step,
-    as the theorem assumes; ``lg.train`` reshuffles per epoch instead) and moves
-    ``w ← w − η*(b) g`` with ``g`` the Problem's unbiased mini-batch gradient.
+    as the theorem assumes: ``BatchSampler(..., sampling="independent")``; ``lg.train``
+    reshuffles per epoch instead) and moves ``w ← w − η*(b) g`` with ``g`` the Problem's
+    unbiased mini-batch gradient. Records and the divergence check are those of ``lg.train``
+    (:class:`~lossgeometry.recording.Recorder`).
 
     Returns:
         An ``lg.Trajectory`` (full-data loss, gradient norm, distance and PL ratio at every
-        ``record_every`` steps; ``optimizer = "certified-sgd"``).
-    """
-    from lossgeometry.train import TrainingDivergedError, Trajectory
+        ``record_every`` steps and at the end; ``optimizer = "certified-sgd"``).
 
+    Raises:
+        TrainingDivergedError: a mini-batch or recorded loss became NaN or infinite.
+    """
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
     if not isinstance(record_every, int) or record_every < 1:
@@ -199,42 +202,14 @@ def certified_sgd(
         )
     start = problem.check_w(w0).detach().clone()
     w = start.clone()
-    gen = torch.Generator().manual_seed(int(seed))
-    rec: dict[str, list[float]] = {k: [] for k in ("steps", "loss", "grad_norm", "distance", "pl")}
-
-    def record(t: int) -> None:
-        L, g = problem.loss_and_grad(w)
-        Lf, gn = float(L), float(g.norm())
-        if not math.isfinite(Lf):
-            raise TrainingDivergedError(f"the loss became {Lf} at step {t} (certified SGD)")
-        rec["steps"].append(t)
-        rec["loss"].append(Lf)
-        rec["grad_norm"].append(gn)
-        rec["distance"].append(float((w - start).norm()))
-        rec["pl"].append(gn**2 / Lf if Lf > 0 else float("inf"))
-
-    t0 = time.perf_counter()
+    sampler = BatchSampler(problem.n, step.batch_size, seed, sampling="independent")
+    rec = Recorder(problem, start, every=record_every, optimizer="certified-sgd", lr=step.step_size)
     for t in progress_bar(range(steps), progress, desc="certified SGD", unit="step"):
-        if t % record_every == 0:
-            record(t)
-        idx = torch.randperm(problem.n, generator=gen)[: step.batch_size]
-        _, g = problem.loss_and_grad(w, idx)
+        if rec.due(t):
+            rec.record(t, w)
+        L, g = problem.loss_and_grad(w, sampler.next())
+        rec.check(t, L)
         w = w - step.step_size * g
-    record(steps)
-    return Trajectory(
-        steps=np.asarray(rec["steps"], dtype=int),
-        loss=np.asarray(rec["loss"]),
-        grad_norm=np.asarray(rec["grad_norm"]),
-        distance=np.asarray(rec["distance"]),
-        pl_ratio=np.asarray(rec["pl"]),
-        optimizer="certified-sgd",
-        lr=step.step_size,
-        batch_size=step.batch_size,
-        seed=seed,
-        num_steps=steps,
-        loss_name=problem.loss_name,
-        reduction=problem.reduction,
-        wall_time=time.perf_counter() - t0,
-        w0=start,
-        w_final=w.clone(),
-    )
+    if rec.last_step != steps:
+        rec.record(steps, w)
+    return rec.trajectory(w, num_steps=steps, batch_size=step.batch_size, seed=seed)
