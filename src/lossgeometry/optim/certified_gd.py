@@ -151,10 +151,14 @@ def build_certified_gd(
                 "certified_gd needs the Problem to certify: use lg.train(problem, "
                 "'certified_gd', ...) or pass certificate=..."
             )
-        if len(params) != 1 or not isinstance(params[0], torch.Tensor):
+        if (
+            len(params) != 1
+            or not isinstance(params[0], torch.Tensor)
+            or params[0].shape != (problem.p,)
+        ):
             raise ValueError(
                 "certified_gd certifies the start point, so params must be the Problem's flat "
-                "parameter vector (one tensor of shape (p,)), as lg.train passes it"
+                f"parameter vector (one tensor of shape ({problem.p},)), as lg.train passes it"
             )
         from lossgeometry.conditions.plstar import certify_plstar
 
