@@ -80,9 +80,8 @@ def analyze(
     """Train the configured problem and write a report (index.html, figures, results.json)."""
     from lossgeometry.app.report.build import build_report
 
-    cfg = load_cli_config(config, model)
-    if sections:
-        cfg["report"]["sections"] = [s.strip() for s in sections.split(",") if s.strip()]
+    listed = [s.strip() for s in sections.split(",") if s.strip()] if sections else None
+    cfg = load_cli_config(config, model, listed)
     try:
         index = build_report(cfg, out, resume=resume, progress=progress, log=console.print)
     except RuntimeError as e:  # sections failed; the report exists and shows the errors

@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from lossgeometry._progress import progress_bar
 from lossgeometry.app.sweep.result import SweepResult, SweepRun, short_labels
+from lossgeometry.options import closest
 from lossgeometry.results import atomic_write_json, to_jsonable
 
 if sys.version_info >= (3, 11):
@@ -55,7 +56,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._+\-=,]")
 
 # --- configs and grids ------------------------------------------------------------------------
 def load_base_config(config: str | os.PathLike | Mapping[str, Any] | None, job: str) -> dict:
-    """The config every run of a sweep starts from.
+    """The config every run of a sweep starts from, as a plain dict (what ``config.json`` holds).
 
     Args:
         config: for ``job="analyze"``: a TOML path, a dict (same keys as the TOML) or
@@ -66,29 +67,21 @@ def load_base_config(config: str | os.PathLike | Mapping[str, Any] | None, job: 
 
     Raises:
         FileNotFoundError: no such file (or bundled experiment).
-        ValueError: bad TOML, unknown top-level keys, unknown experiment.
+        ValueError: bad TOML, an unknown key or bad value (analyze: the message names the
+            table, the key and the closest valid one), unknown experiment.
     """
     if job == "analyze":
-        from lossgeometry.app.config import _TOP_KEYS, DEFAULT_CONFIG, load_config
-        from lossgeometry.app.config import merge as _merge
+        from lossgeometry.app.config import load_config
         from lossgeometry.app.experiments.registry import bundled_configs
 
         if isinstance(config, Mapping):
-            user = copy.deepcopy(dict(config))
-            unknown = set(user) - _TOP_KEYS
-            if unknown:
-                raise ValueError(
-                    f"unknown config keys {sorted(unknown)}; top-level keys are {sorted(_TOP_KEYS)}"
-                )
-            if "factory" in user.get("model", {}):  # as load_config: no built-in model table
-                return _merge({k: v for k, v in DEFAULT_CONFIG.items() if k != "model"}, user)
-            return _merge(DEFAULT_CONFIG, user)
+            return load_config(None, config).to_dict()
         if config is not None and not Path(config).is_file() and str(config) in bundled_configs():
             raise ValueError(
                 f"{str(config)!r} is a bundled experiment, not an analyze config: use job='run' "
                 "(--job run)"
             )
-        return load_config(config)
+        return load_config(config).to_dict()
     if config is None:
         from lossgeometry.app.experiments.registry import bundled_configs
 
@@ -135,15 +128,100 @@ def _leaves(node: Mapping[str, Any], prefix: str) -> list[str]:
     return sorted(prefix + k for k in node)
 
 
-def check_grid(base: Mapping[str, Any], grid: Mapping[str, Any]) -> dict[str, list[Any]]:
+def _no_key(key: str, part: str, here: str, valid: list[str], free: bool) -> ValueError:
+    """``grid key 'train.stpes': no key 'stpes' in [train]; did you mean 'train.steps'? ...``"""
+    where = f"[{here}]" if here else "the top level of the config"
+    prefix = here + "." if here else ""
+    hint = closest(prefix + part, valid)
+    did = f"; did you mean {hint!r}?" if hint else "."
+    add = ". To sweep a key the config does not set, add it to the config first." if free else ""
+    return ValueError(
+        f"grid key {key!r}: no key {part!r} in {where}{did} Valid keys there: "
+        f"{', '.join(valid) or '(none)'}{add}"
+    )
+
+
+def _check_key(base: Mapping[str, Any], key: str, job: str) -> Any:
+    """Check one dotted grid key; return the base config's value there (or None if unset).
+
+    ``job="analyze"``: each table's keys are those of the typed config (the schema, e.g.
+    ``train.steps``, the data set's loader options, the built-in model's builder options),
+    whether or not the base config sets them; tables of free keys (``model.kwargs``,
+    ``train.kwargs``, ``report.NAME``) and experiment configs (``job="run"``) accept the keys
+    the base config has.
+    """
+    table: Any = None
+    if job == "analyze":
+        from lossgeometry.app.config import as_config
+
+        table = as_config(base)
+    node: Any = base
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        here = ".".join(parts[:i])
+        prefix = here + "." if here else ""
+        last = i == len(parts) - 1
+        if table is not None:  # a typed table: its schema says what the key is
+            kinds = table.schema_keys()
+            if part not in kinds:
+                raise _no_key(key, part, here, _leaves(kinds, prefix), free=False)
+            kind = kinds[part]
+            value = node.get(part) if isinstance(node, Mapping) else None
+            if kind == "value":
+                if not last:
+                    raise ValueError(
+                        f"grid key {key!r}: {prefix + part!r} is a value ({value!r}), not a "
+                        "table with keys"
+                    )
+                return value
+            child = table[part] if kind == "table" else (value or {})
+            if last:
+                keys = child.schema_keys() if kind == "table" else child
+                raise ValueError(
+                    f"grid key {key!r} is a table; sweep one of its keys: "
+                    f"{', '.join(_leaves(keys, key + '.')) or '(none set)'}"
+                )
+            table = child if kind == "table" else None
+            node = value if isinstance(value, Mapping) else {}
+            continue
+        if not isinstance(node, Mapping):
+            raise ValueError(
+                f"grid key {key!r}: {here!r} is a value ({node!r}), not a table with keys"
+            )
+        if part not in node:
+            raise _no_key(key, part, here, _leaves(node, prefix), free=True)
+        node = node[part]
+        if last and isinstance(node, Mapping):
+            raise ValueError(
+                f"grid key {key!r} is a table; sweep one of its keys: "
+                f"{', '.join(_leaves(node, key + '.'))}"
+            )
+    return node
+
+
+def check_grid(
+    base: Mapping[str, Any], grid: Mapping[str, Any], job: str | None = None
+) -> dict[str, list[Any]]:
     """Validate a grid against the config it will modify; return it with lists as values.
 
-    Every key must name a value that exists in ``base`` (a typo must not silently run the
-    unchanged config), and every value list must be non-empty and free of duplicates.
+    Every key must name an option the config has (a typo must not silently run the
+    unchanged config): for ``job="analyze"`` any key of the typed config schema (see
+    :func:`lossgeometry.app.config.load_config`), for an experiment a key its TOML sets.
+    Every value list must be non-empty and free of duplicates. The values themselves are
+    checked by each run (a bad value fails that run, with the message, not the sweep).
+
+    Args:
+        base: the base config (:func:`load_base_config`).
+        grid: dotted keys to lists of values.
+        job: ``"analyze"`` or ``"run"``; default: ``"run"`` if ``base`` has an
+            ``experiment`` key, else ``"analyze"``.
 
     Raises:
-        ValueError: naming the bad key and listing the valid keys at that level.
+        ValueError: naming the bad key, the closest valid one and the valid keys at that
+            level.
     """
+    if job is None:
+        job = "run" if "experiment" in base else "analyze"
     if not isinstance(grid, Mapping) or not grid:
         raise ValueError(
             "the grid is empty: give a mapping of dotted config keys to lists of values, e.g. "
@@ -153,28 +231,7 @@ def check_grid(base: Mapping[str, Any], grid: Mapping[str, Any]) -> dict[str, li
     for key, values in grid.items():
         if not isinstance(key, str) or not key or any(not p for p in key.split(".")):
             raise ValueError(f"grid key {key!r}: expected a dotted config key like 'model.width'")
-        node: Any = base
-        parts = key.split(".")
-        for i, part in enumerate(parts):
-            here = ".".join(parts[:i])
-            if not isinstance(node, Mapping):
-                raise ValueError(
-                    f"grid key {key!r}: {here!r} is a value ({node!r}), not a table with keys"
-                )
-            if part not in node:
-                where = f"[{here}]" if here else "the top level of the config"
-                valid = _leaves(node, here + "." if here else "")
-                raise ValueError(
-                    f"grid key {key!r}: no key {part!r} in {where}; valid keys there: "
-                    f"{', '.join(valid) or '(none)'}. To sweep a key the config does not set, "
-                    "add it to the config first."
-                )
-            node = node[part]
-        if isinstance(node, Mapping):
-            raise ValueError(
-                f"grid key {key!r} is a table; sweep one of its keys: "
-                f"{', '.join(_leaves(node, key + '.'))}"
-            )
+        node = _check_key(base, key, job)
         if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
             raise ValueError(
                 f"grid key {key!r}: give a list of values (e.g. [{node!r}]), got {values!r}"
@@ -204,8 +261,8 @@ def _is_value(v: Any) -> bool:
 def _set(cfg: dict[str, Any], key: str, value: Any) -> None:
     *path, last = key.split(".")
     node = cfg
-    for part in path:
-        node = node[part]
+    for part in path:  # a schema key the base does not set: its tables are created
+        node = node.setdefault(part, {})
     node[last] = copy.deepcopy(list(value) if isinstance(value, tuple) else value)
 
 
@@ -250,13 +307,15 @@ class GridPoint:
     """The base config with the swept values set."""
 
 
-def expand_grid(base: Mapping[str, Any], grid: Mapping[str, Any]) -> list[GridPoint]:
+def expand_grid(
+    base: Mapping[str, Any], grid: Mapping[str, Any], job: str | None = None
+) -> list[GridPoint]:
     """The cartesian product of ``grid`` applied to ``base`` (first key varies slowest).
 
     Names are unique: if two points sanitize to the same name, a hash of the parameters is
-    appended to each of them.
+    appended to each of them. ``job`` as in :func:`check_grid`.
     """
-    grid = check_grid(base, grid)
+    grid = check_grid(base, grid, job)
     keys = list(grid)
     labels = short_labels(keys)
     points = []
@@ -297,11 +356,18 @@ def _scalars(d: Mapping[str, Any], prefix: str, depth: int) -> dict[str, float]:
 
 
 def analyze_metrics(results_json: Path) -> dict[str, float]:
-    """``SECTION.KEY`` for every top-level number in each section of a report's results."""
+    """The headline numbers of a report: each section's ``summary`` in ``results.json``.
+
+    ``SECTION.KEY`` for every number of ``sections.NAME.summary`` (the study's
+    ``Result.summary()``); a nested table adds its key: ``SECTION.TABLE.KEY``.
+
+    Only the summaries are read, never a section's ``results``: those are the section's own
+    business and may change shape.
+    """
     data = json.loads(Path(results_json).read_text(encoding="utf-8"))
     out: dict[str, float] = {}
     for sec, rec in data.get("sections", {}).items():
-        out.update(_scalars(rec.get("results") or {}, f"{sec}.", 1))
+        out.update(_scalars(rec.get("summary") or {}, f"{sec}.", 2))
     return out
 
 
@@ -591,8 +657,8 @@ def sweep(
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     ray = _import_ray() if backend == "ray" else None
     base = load_base_config(config, job)
-    grid_lists = check_grid(base, grid)
-    points = expand_grid(base, grid_lists)
+    grid_lists = check_grid(base, grid, job)
+    points = expand_grid(base, grid_lists, job)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
