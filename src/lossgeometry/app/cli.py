@@ -85,7 +85,9 @@ def analyze(
     try:
         index = build_report(cfg, out, resume=resume, progress=progress, log=console.print)
     except RuntimeError as e:  # sections failed; the report exists and shows the errors
-        console.print(f"[bold red]error:[/] {e}")
+        from rich.markup import escape
+
+        console.print(f"[bold red]error:[/] {escape(str(e))}")
         raise typer.Exit(code=1) from None
     console.print(f"[bold green]report:[/] {index.resolve()}")
 

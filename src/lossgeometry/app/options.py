@@ -37,8 +37,13 @@ ProgressOpt = Annotated[
 
 
 def fail(msg: str) -> None:
-    """Print a clear error and exit with status 2 (no traceback)."""
-    console.print(f"[bold red]error:[/] {msg}")
+    """Print a clear error and exit with status 2 (no traceback).
+
+    The message is printed as is: ``[train] stpes`` is text, not console markup.
+    """
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(msg)}")
     raise typer.Exit(code=2)
 
 
