@@ -13,7 +13,9 @@ kind of error for every front end:
 * a ``Literal[...]`` field names its choices.
 
 Conversions are only the lossless ones a TOML file needs: an ``int`` where a ``float`` is
-wanted, a list where a tuple is wanted.
+wanted, a list where a tuple is wanted. :func:`check_value` applies the same check to one
+value against any annotation (the application uses it for tables whose keys come from a
+function's signature, such as a data set loader's options).
 """
 
 from __future__ import annotations
@@ -22,10 +24,17 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-__all__ = ["Options", "OptionsError", "closest", "unknown_key_message"]
+__all__ = [
+    "Options",
+    "OptionsError",
+    "check_value",
+    "closest",
+    "located",
+    "unknown_key_message",
+]
 
 T = TypeVar("T", bound="Options")
 
@@ -40,13 +49,33 @@ def closest(name: str, valid: typing.Iterable[str]) -> str | None:
     return m[0] if m else None
 
 
-def unknown_key_message(key: str, valid: typing.Iterable[str], where: str = "") -> str:
-    """``"[where] key: unknown option; did you mean 'x'? Valid: a, b, c"``."""
+def unknown_key_message(
+    key: str, valid: typing.Iterable[str], where: str = "", what: str = "option"
+) -> str:
+    """``"[where] key: unknown option; did you mean 'x'? Valid options: a, b, c"``.
+
+    ``what`` names the kind of key (``"option of data set 'digits'"``, ``"report section"``);
+    for a kind other than an option the list reads ``Valid names: ...``.
+    """
     valid = sorted(valid)
+    label = "Valid options" if what.startswith("option") else "Valid names"
     loc = f"[{where}] " if where else ""
     hint = closest(key, valid)
-    did = f"; did you mean {hint!r}?" if hint else ""
-    return f"{loc}{key}: unknown option{did} Valid options: {', '.join(valid) or '(none)'}"
+    did = f"; did you mean {hint!r}?" if hint else "."
+    return f"{loc}{key}: unknown {what}{did} {label}: {', '.join(valid) or '(none)'}"
+
+
+def located(message: str, where: str) -> str:
+    """``message`` placed under the table ``where``.
+
+    ``[where] msg``, or ``[where.sub] msg`` when the message already names a table ``[sub]``.
+    """
+    if not where:
+        return message
+    if message.startswith("[") and "] " in message:
+        inner, _, rest = message[1:].partition("] ")
+        return f"[{where}.{inner}] {rest}"
+    return f"[{where}] {message}"
 
 
 def _type_name(tp: Any) -> str:
@@ -60,6 +89,18 @@ def _type_name(tp: Any) -> str:
     if origin is not None:
         return getattr(origin, "__name__", str(tp))
     return getattr(tp, "__name__", str(tp))
+
+
+def check_value(value: Any, annotation: Any, key: str) -> Any:
+    """``value`` checked against a type ``annotation``; the error names ``key``.
+
+    Returns the value after the lossless conversions (``int`` → ``float``, list → tuple).
+    Annotations it cannot check (callables, arbitrary generics) accept any value.
+
+    Raises:
+        OptionsError: ``"key = value: expected ..."``.
+    """
+    return _convert(value, annotation, key)
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:
@@ -100,6 +141,13 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, str):
             return value
         raise OptionsError(f"{key} = {value!r}: expected a string")
+    if origin is Sequence:  # a read-only sequence: items checked, kept as a tuple
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise OptionsError(f"{key} = {value!r}: expected a list")
+        args = get_args(tp)
+        return tuple(
+            _convert(v, args[0], f"{key}[{i}]") if args else v for i, v in enumerate(value)
+        )
     if origin in (tuple, list):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise OptionsError(f"{key} = {value!r}: expected a list")
@@ -118,7 +166,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 _convert(v, args[0], f"{key}[{i}]") if args else v for i, v in enumerate(value)
             )
         return items if origin is tuple else list(items)
-    if origin is dict or tp is dict:
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
         if isinstance(value, Mapping):
             return dict(value)
         raise OptionsError(f"{key} = {value!r}: expected a table")
@@ -162,7 +210,14 @@ class Options:
 
     @classmethod
     def from_mapping(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
-        """Build from a mapping (a TOML table, CLI options); errors name ``where.key``."""
+        """Build from a mapping (a TOML table, CLI options); errors name ``where.key``.
+
+        An error from a nested options table keeps its own location under ``where``:
+        ``[model.train] stpes: ...`` for the table ``train`` of a table read at ``model``.
+        """
+        if data is not None and not isinstance(data, Mapping):
+            loc = f"[{where}] " if where else ""
+            raise OptionsError(f"{loc}expected a table, got {data!r}")
         data = dict(data or {})
         names = cls.field_names()
         for key in data:
@@ -171,8 +226,7 @@ class Options:
         try:
             return cls(**data)
         except OptionsError as e:
-            loc = f"[{where}] " if where else ""
-            raise OptionsError(f"{loc}{e}") from None
+            raise OptionsError(located(str(e), where)) from None
 
     def replace(self: T, **changes: Any) -> T:
         """A copy with some options changed (checked like the constructor)."""

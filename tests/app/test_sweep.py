@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -17,6 +18,7 @@ import lossgeometry as lg
 from lossgeometry.app.cli import app
 from lossgeometry.app.commands.sweep import parse_grid, parse_value
 from lossgeometry.app.report import build
+from lossgeometry.app.report.section import SECTIONS, SectionOutput, SectionSpec
 from lossgeometry.app.sweep import (
     SweepResult,
     SweepRun,
@@ -57,6 +59,26 @@ def count_reports(monkeypatch):
     return calls
 
 
+SUMMARY_KEYS = {
+    "problem": ("p", "n", "k", "overparameterization"),
+    "training": ("loss_initial", "loss_final", "steps", "lr", "pl_ratio_min", "wall_time_s"),
+}
+
+
+@pytest.fixture
+def summaries(monkeypatch):
+    """Give the problem and training sections an explicit summary: these numbers of their
+    results. (Sweeps read only ``summary``; the sections' own summaries may differ.)"""
+    for name, keys in SUMMARY_KEYS.items():
+        spec = SECTIONS[name]
+
+        def fn(ctx, _real=spec.fn, _keys=keys):
+            out = _real(ctx)
+            return dataclasses.replace(out, summary={k: out.results[k] for k in _keys})
+
+        monkeypatch.setitem(SECTIONS, name, dataclasses.replace(spec, fn=fn))
+
+
 # --- grids and names (no runs) -----------------------------------------------------------------
 def test_expand_grid_product_order_names_and_configs(tiny):
     base = load_base_config(tiny, "analyze")
@@ -86,10 +108,22 @@ def test_expand_grid_product_order_names_and_configs(tiny):
 
 def test_bad_grid_keys_name_the_key_and_list_valid_ones(tiny, tmp_path):
     out = tmp_path / "never"
-    with pytest.raises(ValueError, match=r"'model.widht'.*model\.width"):
+    with pytest.raises(ValueError, match=r"'model.widht'.*did you mean 'model\.width'"):
         lg.sweep(tiny, {"model.widht": [8]}, out)
     with pytest.raises(ValueError, match=r"'trian.steps'.*top level.*seed.*train"):
         lg.sweep(tiny, {"trian.steps": [1]}, out)
+    # keys are checked against the typed config, not only the keys the file sets
+    with pytest.raises(ValueError, match=r"'train.stpes'.*did you mean 'train\.steps'"):
+        lg.sweep(tiny, {"train.stpes": [1]}, out)
+    with pytest.raises(ValueError, match=r"'data.splt'.*no key 'splt' in \[data\]"):
+        lg.sweep(tiny, {"data.splt": ["test"]}, out)  # digits has no split
+    with pytest.raises(ValueError, match=r"'loss.nme'.*did you mean 'loss\.name'"):
+        lg.sweep(tiny, {"loss.nme": ["mse"]}, out)
+    with pytest.raises(ValueError, match=r"'report.kernl.top'.*did you mean 'report\.kernel'"):
+        lg.sweep(tiny, {"report.kernl.top": [1]}, out)
+    # a section's own options are its business: only keys the config sets can be swept
+    with pytest.raises(ValueError, match=r"'report.kernel.top'.*add it to the config first"):
+        lg.sweep(tiny, {"report.kernel.top": [1]}, out)
     # the built-in MLP has no model.kwargs (that is for model factories)
     with pytest.raises(ValueError, match=r"'model.kwargs.width'.*no key 'kwargs'"):
         lg.sweep(tiny, {"model.kwargs.width": [8]}, out)
@@ -128,7 +162,27 @@ def test_threads_per_worker():
 
 
 # --- running, resuming ---------------------------------------------------------------------------
-def test_sweep_runs_writes_configs_and_resumes(tiny, tmp_path, count_reports):
+def test_grid_over_schema_keys_the_base_does_not_set(tiny):
+    base = load_base_config(tiny, "analyze")
+    assert "bias" not in base["model"] and "chunk_size" not in base["loss"]
+    pts = expand_grid(base, {"model.bias": [True, False], "loss.chunk_size": [4]})
+    assert [p.config["model"]["bias"] for p in pts] == [True, False]
+    assert all(p.config["loss"]["chunk_size"] == 4 for p in pts)
+    # free tables (optimizer kwargs, factory kwargs, section options): the keys the config sets
+    with pytest.raises(ValueError, match=r"'train.kwargs.momentum'.*add it to the config"):
+        expand_grid(base, {"train.kwargs.momentum": [0.5]})
+    base = load_base_config(
+        {**base, "train": {**base["train"], "optimizer": "momentum", "kwargs": {"momentum": 0.9}}},
+        "analyze",
+    )
+    kw = expand_grid(base, {"train.kwargs.momentum": [0.5, 0.8]})
+    assert [p.config["train"]["kwargs"] for p in kw] == [{"momentum": 0.5}, {"momentum": 0.8}]
+    # an experiment's keys are the keys its TOML sets
+    with pytest.raises(ValueError, match=r"'train.steps'.*no key 'train'.*add it to the config"):
+        expand_grid({"experiment": "width_sweep", "seeds": [0]}, {"train.steps": [1]})
+
+
+def test_sweep_runs_writes_configs_and_resumes(tiny, tmp_path, count_reports, summaries):
     out = tmp_path / "sw"
     grid = {"model.width": [8, 16], "seed": [0, 1]}
     res = lg.sweep(tiny, grid, out, progress=False)
@@ -143,6 +197,12 @@ def test_sweep_runs_writes_configs_and_resumes(tiny, tmp_path, count_reports):
         assert cfg["train"]["steps"] == 6 and cfg["report"]["sections"] == ["problem", "training"]
         results = json.loads((d / "results.json").read_text())  # the analyze report
         assert results["config"] == cfg and (d / "index.html").exists()
+        # the metrics are exactly the sections' summaries, nothing of their results
+        assert r.metrics == {
+            f"{sec}.{k}": v
+            for sec, rec in results["sections"].items()
+            for k, v in rec["summary"].items()
+        }
         assert (
             r.metrics["training.loss_final"]
             == results["sections"]["training"]["results"]["loss_final"]
@@ -252,6 +312,34 @@ def test_interrupted_sweep_keeps_finished_runs(tiny, tmp_path, fake_job):
     assert [r.metrics["fake.width_times_seed"] for r in res.runs] == [12, 24, 36]
 
 
+def _sections(run_dir: Path) -> dict:
+    """The results of each section of a run's report."""
+    data = json.loads((run_dir / "results.json").read_text())
+    return {k: v["results"] for k, v in data["sections"].items()}
+
+
+def test_metrics_come_only_from_section_summaries(tiny, tmp_path, monkeypatch):
+    """A section's results never become metrics; its summary does (nested tables dotted)."""
+
+    def probe(ctx):
+        return SectionOutput(
+            results={"x": 1.0, "p": ctx.problem.p},  # internal numbers: not metrics
+            html="",
+            summary={"lambda_min": 0.25, "init": {"a": 2, "ok": True}, "kind": "dense"},
+        )
+
+    monkeypatch.setitem(SECTIONS, "probe", SectionSpec("probe", "Probe", 99, probe, False, ""))
+    tiny.write_text(TINY.replace('["problem", "training"]', '["probe"]'))
+    res = lg.sweep(tiny, {"seed": [0]}, tmp_path / "sw", progress=False)
+    assert res.ok and res.runs[0].metrics == {"probe.lambda_min": 0.25, "probe.init.a": 2}
+    stored = json.loads((tmp_path / "sw" / "seed=0" / "results.json").read_text())
+    assert stored["sections"]["probe"]["summary"] == {
+        "lambda_min": 0.25,
+        "init": {"a": 2, "ok": True},
+        "kind": "dense",
+    }
+
+
 def _seeded(metrics: dict) -> dict:
     """The metrics a seeded rerun must reproduce exactly (timings left out)."""
     out = {k: v for k, v in metrics.items() if "wall_time" not in k}
@@ -297,9 +385,17 @@ def test_workers_2_match_workers_1_and_set_threads(tmp_path, monkeypatch):
     assert [r.name for r in two.runs] == [r.name for r in one.runs]  # grid order, not finish order
     for a, b in zip(one.runs, two.runs, strict=True):
         assert a.params == b.params
-        for m in ("problem.p", "training.loss_initial", "training.loss_final", "training.lr"):
-            assert b.metrics[m] == pytest.approx(a.metrics[m], rel=1e-5), m
-    assert one.runs[0].metrics["problem.p"] == 8 * 75 + 10  # the factory got the swept width
+        # the reports agree (worker processes run the sections' own summaries, so compare the
+        # numbers in results.json; and whatever metrics the summaries give)
+        ra, rb = (_sections(Path(r.directory)) for r in (a, b))
+        for sec, key in (("problem", "p"), ("training", "loss_initial"), ("training", "lr")):
+            assert rb[sec][key] == pytest.approx(ra[sec][key], rel=1e-5), key
+        assert rb["training"]["loss_final"] == pytest.approx(ra["training"]["loss_final"], rel=1e-5)
+        assert b.metrics.keys() == a.metrics.keys()
+        for m in a.metrics:
+            if "wall_time" not in m and "seconds" not in m:
+                assert b.metrics[m] == pytest.approx(a.metrics[m], rel=1e-5, nan_ok=True), m
+    assert _sections(Path(one.runs[0].directory))["problem"]["p"] == 8 * 75 + 10  # swept width
     # every build of a model (one per run) in a worker saw max(1, cores // 2) threads
     seen = [line.split() for line in rec2.read_text().splitlines()]
     assert sorted(int(w) for w, _ in seen) == [8, 16]

@@ -80,13 +80,14 @@ def analyze(
     """Train the configured problem and write a report (index.html, figures, results.json)."""
     from lossgeometry.app.report.build import build_report
 
-    cfg = load_cli_config(config, model)
-    if sections:
-        cfg["report"]["sections"] = [s.strip() for s in sections.split(",") if s.strip()]
+    listed = [s.strip() for s in sections.split(",") if s.strip()] if sections else None
+    cfg = load_cli_config(config, model, listed)
     try:
         index = build_report(cfg, out, resume=resume, progress=progress, log=console.print)
     except RuntimeError as e:  # sections failed; the report exists and shows the errors
-        console.print(f"[bold red]error:[/] {e}")
+        from rich.markup import escape
+
+        console.print(f"[bold red]error:[/] {escape(str(e))}")
         raise typer.Exit(code=1) from None
     console.print(f"[bold green]report:[/] {index.resolve()}")
 

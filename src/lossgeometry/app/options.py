@@ -8,10 +8,13 @@ never from the CLI module that registers them, so no command imports its registr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from lossgeometry.app.config import AnalyzeConfig
 
 console = Console(stderr=True)
 
@@ -34,23 +37,34 @@ ProgressOpt = Annotated[
 
 
 def fail(msg: str) -> None:
-    """Print a clear error and exit with status 2 (no traceback)."""
-    console.print(f"[bold red]error:[/] {msg}")
+    """Print a clear error and exit with status 2 (no traceback).
+
+    The message is printed as is: ``[train] stpes`` is text, not console markup.
+    """
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(msg)}")
     raise typer.Exit(code=2)
 
 
-def load_cli_config(config: Path | None, model: str | None) -> dict[str, Any]:
-    """The config of ``--config`` with ``--model`` applied; errors become clean exits."""
+def load_cli_config(
+    config: Path | None, model: str | None, sections: list[str] | None = None
+) -> AnalyzeConfig:
+    """The config of ``--config`` with ``--model`` (and ``--sections``) applied, checked.
+
+    ``--model`` replaces the config's model by the factory (keeping a factory's
+    ``[model.kwargs]``); ``--sections`` replaces ``[report] sections``. Errors become clean
+    exits (status 2) that name the key.
+    """
     from lossgeometry.app.config import load_config
 
-    over: dict[str, Any] | None = None
+    over: dict[str, Any] = {}
     if model:
-        over = {"model": {"factory": model}}
+        over["model"] = {"factory": model}
+    if sections is not None:
+        over["report"] = {"sections": sections}
     try:
-        cfg = load_config(config)
-        if over:
-            cfg["model"] = {"factory": model, "kwargs": cfg["model"].get("kwargs", {})}
-        return cfg
+        return load_config(config, over)
     except (ValueError, FileNotFoundError, TypeError) as e:
         fail(str(e))
         raise  # unreachable

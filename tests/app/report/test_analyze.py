@@ -101,3 +101,23 @@ def test_bad_data_in_config(tmp_path):
     cfg.write_text(TINY.replace('name = "digits"', 'name = "imagenet"'))
     res = runner.invoke(app, ["analyze", "-c", str(cfg), "-o", str(tmp_path / "r")])
     assert res.exit_code == 2 and "imagenet" in res.output
+
+
+def test_bad_keys_are_clean_errors_naming_the_key_and_the_fix(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    for text, says in [
+        (
+            TINY.replace("steps = 6", "stpes = 6"),
+            "[train] stpes: unknown option; did you mean 'steps'",
+        ),
+        (TINY.replace("n = 16", "nn = 16"), "[data] nn: unknown option of data set 'digits'"),
+        (TINY + "[report.kernel]\ntpo = 1\n[report.kernl]\ntop = 1\n", "did you mean 'kernel'"),
+        (TINY.replace("seed = 0", "seed = 1.5"), "seed = 1.5: expected an integer"),
+    ]:
+        cfg.write_text(text)
+        res = runner.invoke(app, ["analyze", "-c", str(cfg), "-o", str(tmp_path / "r")])
+        assert res.exit_code == 2 and says in " ".join(res.output.split()), res.output
+        assert not (tmp_path / "r").exists()  # nothing ran
+    cfg.write_text(TINY)
+    res = runner.invoke(app, ["analyze", "-c", str(cfg), "-o", "x", "--sections", "problme"])
+    assert res.exit_code == 2 and "did you mean 'problem'" in res.output

@@ -89,6 +89,7 @@ def sweep_command(
     and retries failed ones. Exits with status 1 if any run failed.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from lossgeometry.app.sweep.core import sweep
 
@@ -113,7 +114,8 @@ def sweep_command(
         raise  # unreachable
     Console().print(result.rich_table())
     for r in result.failed:
-        console.print(f"[bold red]failed:[/] {r.name}: {r.error} (see {r.directory}/error.json)")
+        msg = escape(f"{r.name}: {r.error} (see {r.directory}/error.json)")
+        console.print(f"[bold red]failed:[/] {msg}")
     console.print(f"[bold green]sweep:[/] {Path(result.out).resolve() / 'sweep.json'}")
     if result.failed:
         raise typer.Exit(code=1)

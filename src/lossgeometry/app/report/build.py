@@ -3,7 +3,9 @@
 Layout of a report directory::
 
     index.html          the page (open it in a browser; figures are relative links)
-    results.json        every section's numbers, the config, versions and timings
+    results.json        every section's numbers, the config, versions and timings;
+                        ``sections.NAME.summary`` holds the section's headline scalars
+                        (what sweeps read)
     figures/*.png       the figures
     sections/NAME.json  one finished section each (used to resume an interrupted run)
     trajectory.json     the training run (+ trajectory.json.pt with the parameters)
@@ -22,14 +24,14 @@ import platform
 import shutil
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from lossgeometry._version import __version__
-from lossgeometry.app.config import build_problem, run_training
+from lossgeometry.app.config import AnalyzeConfig, as_config, build_problem, run_training
 from lossgeometry.app.report import html
 from lossgeometry.app.report.registry import enabled_sections
 from lossgeometry.app.report.section import Context, SectionOutput, SectionSpec
@@ -37,11 +39,17 @@ from lossgeometry.results import atomic_write_json, atomic_write_text, to_jsonab
 from lossgeometry.train import Trajectory
 
 _CSS = (Path(__file__).parent / "style.css").read_text(encoding="utf-8")
+_STORED = ("results", "summary", "skipped", "error", "seconds")
+"""What ``results.json`` keeps of each section (the HTML stays in ``sections/NAME.json``)."""
 
 
-def config_hash(cfg: dict[str, Any]) -> str:
-    """A stable hash of everything that determines the results (report switches excluded)."""
-    relevant = {k: v for k, v in cfg.items() if k != "report"}
+def config_hash(cfg: AnalyzeConfig | Mapping[str, Any]) -> str:
+    """A stable hash of everything that determines the results (report switches excluded).
+
+    The first 16 hex digits of the SHA-256 of the config's ``to_dict()`` without ``report``,
+    as JSON with sorted keys (options left unset do not enter it).
+    """
+    relevant = {k: v for k, v in as_config(cfg).to_dict().items() if k != "report"}
     blob = json.dumps(to_jsonable(relevant), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -50,10 +58,17 @@ def _run_section(spec: SectionSpec, ctx: Context) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         out: SectionOutput = spec.fn(ctx)
-        rec = {"results": out.results, "html": out.html, "skipped": out.skipped, "error": None}
+        rec = {
+            "results": out.results,
+            "summary": dict(out.summary),
+            "html": out.html,
+            "skipped": out.skipped,
+            "error": None,
+        }
     except Exception as e:  # a failing section must not lose the others
         rec = {
             "results": {},
+            "summary": {},
             "html": "",
             "skipped": None,
             "error": f"{type(e).__name__}: {e}",
@@ -65,7 +80,7 @@ def _run_section(spec: SectionSpec, ctx: Context) -> dict[str, Any]:
 
 
 def build_report(
-    cfg: dict[str, Any],
+    cfg: AnalyzeConfig | Mapping[str, Any],
     out: str | Path,
     *,
     resume: bool = True,
@@ -74,13 +89,24 @@ def build_report(
 ) -> Path:
     """Build the problem of ``cfg``, train it, run the enabled sections, write the report.
 
+    Args:
+        cfg: an :class:`AnalyzeConfig` or a mapping with its keys (missing ones take the
+            defaults; checked like a TOML file).
+        out: the report directory.
+        resume: reuse the training run and the finished sections of an earlier run with the
+            same config hash.
+        progress: progress bars (default: on a terminal).
+        log: where the progress lines go.
+
     Returns:
         The path of ``index.html``.
 
     Raises:
         RuntimeError: one or more sections failed (the report is still written, with the
             error shown in place of each failed section).
+        ValueError: a bad config key or value (nothing is written).
     """
+    cfg = as_config(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     h = config_hash(cfg)
@@ -93,8 +119,8 @@ def build_report(
             for f in ("trajectory.json", "trajectory.json.pt"):
                 (out / f).unlink(missing_ok=True)
     atomic_write_json(state_path, {"config_hash": h, "version": __version__})
-    specs = enabled_sections(cfg.get("report", {}))
-    seed = int(cfg.get("seed", 0))
+    specs = enabled_sections(cfg.report)
+    seed = cfg.seed
     torch.manual_seed(seed)
 
     t_start = time.perf_counter()
@@ -120,10 +146,7 @@ def build_report(
                 log(f"section {spec.name}: reused")
                 continue
         log(f"section {spec.name}: running")
-        options = {
-            k: v for k, v in cfg.get("report", {}).get(spec.name, {}).items() if k != "enabled"
-        }
-        ctx = Context(problem, cfg, w0, traj, out, seed, progress, options)
+        ctx = Context(problem, cfg, w0, traj, out, seed, progress, cfg.report.options(spec.name))
         rec = _run_section(spec, ctx)
         atomic_write_json(path, rec)
         records[spec.name] = rec
@@ -141,9 +164,9 @@ def build_report(
     }
     results = {
         "meta": meta,
-        "config": cfg,
+        "config": cfg.to_dict(),
         "sections": {
-            k: {kk: v[kk] for kk in ("results", "skipped", "error", "seconds")}
+            k: {kk: v.get(kk, {} if kk == "summary" else None) for kk in _STORED}
             for k, v in records.items()
         },
     }
@@ -159,7 +182,7 @@ def build_report(
 
 
 def render_html(
-    cfg: dict[str, Any], data_name: str, records: dict[str, dict[str, Any]], meta: dict[str, Any]
+    cfg: Mapping[str, Any], data_name: str, records: dict[str, dict[str, Any]], meta: dict[str, Any]
 ) -> str:
     """The report page: a navigation bar and one card per section."""
     nav = "".join(

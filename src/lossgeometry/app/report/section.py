@@ -11,18 +11,21 @@ A section is a function ``Context -> SectionOutput`` registered with :func:`sect
         return SectionOutput(
             results=spec.to_dict(),
             html=html.metrics({"λ_min": spec.lambda_min}) + ctx.figure(fig, "kernel.png"),
+            summary=spec.summary(),
         )
 
 ``lossgeometry analyze`` runs the enabled sections in ``order``, writes each one's output to
 ``sections/NAME.json`` atomically (so an interrupted run resumes where it stopped), and
 assembles ``index.html`` and ``results.json``. Options for a section come from the config
-table ``[report.NAME]`` (``ctx.options``); ``enabled = false`` there switches it off.
+table ``[report.NAME]`` (``ctx.options``, a plain dict the section checks itself);
+``enabled = false`` there switches it off. ``summary`` is what sweeps read: a flat mapping of
+headline scalars, stored as ``results.json`` → ``sections.NAME.summary``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,8 @@ class Context:
     """What a section gets: the problem, the run, where to write, its options."""
 
     problem: Problem
-    config: dict[str, Any]
+    config: Mapping[str, Any]
+    """The run's config (an ``AnalyzeConfig``; reads like the TOML: ``config["train"]``)."""
     w0: torch.Tensor
     """The initialization (flat parameters)."""
     trajectory: Trajectory

@@ -11,14 +11,13 @@ job's outputs and a ``done.json``; a second call skips finished runs and retries
 The command line is ``lossgeometry sweep`` (:mod:`lossgeometry.app.commands.sweep`).
 """
 
-from lossgeometry.app.sweep.core import (
+from lossgeometry.app.sweep.core import sweep, threads_per_worker
+from lossgeometry.app.sweep.grid import (
     check_grid,
     config_hash,
     expand_grid,
     load_base_config,
     run_name,
-    sweep,
-    threads_per_worker,
 )
 from lossgeometry.app.sweep.result import SweepResult, SweepRun
 

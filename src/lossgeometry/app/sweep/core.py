@@ -13,6 +13,11 @@ Layout of a sweep directory ``out``::
 A run whose ``done.json`` holds the hash of the same merged config is skipped on the next
 call (``resume=True``); a failed or interrupted run is retried and, for ``job="analyze"``,
 reuses the report sections it had finished.
+
+The metrics of a run are its headline numbers: for ``job="analyze"`` the ``summary`` of each
+report section (``results.json`` → ``sections.NAME.summary``, as ``NAME.KEY``), for
+``job="run"`` the summary the experiment returns. The grid itself (base config, key checks,
+names) is :mod:`lossgeometry.app.sweep.grid`.
 """
 
 from __future__ import annotations
@@ -20,265 +25,47 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as _dt
-import hashlib
-import itertools
 import json
 import math
 import os
-import re
 import shutil
-import sys
 import time
 import traceback
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from lossgeometry._progress import progress_bar
-from lossgeometry.app.sweep.result import SweepResult, SweepRun, short_labels
+from lossgeometry.app.sweep.grid import (
+    GridPoint,
+    check_grid,
+    config_hash,
+    expand_grid,
+    load_base_config,
+    run_name,
+)
+from lossgeometry.app.sweep.result import SweepResult, SweepRun
 from lossgeometry.results import atomic_write_json, to_jsonable
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+__all__ = [
+    "BACKENDS",
+    "JOBS",
+    "JOB_FUNCTIONS",
+    "GridPoint",
+    "analyze_metrics",
+    "check_grid",
+    "config_hash",
+    "expand_grid",
+    "load_base_config",
+    "run_name",
+    "sweep",
+    "threads_per_worker",
+]
 
 Job = Literal["analyze", "run"]
 Backend = Literal["local", "ray"]
 JOBS = ("analyze", "run")
 BACKENDS = ("local", "ray")
-
-_NAME_MAX = 120
-_SAFE = re.compile(r"[^A-Za-z0-9._+\-=,]")
-
-
-# --- configs and grids ------------------------------------------------------------------------
-def load_base_config(config: str | os.PathLike | Mapping[str, Any] | None, job: str) -> dict:
-    """The config every run of a sweep starts from.
-
-    Args:
-        config: for ``job="analyze"``: a TOML path, a dict (same keys as the TOML) or
-            ``None`` (the built-in default); missing keys take the defaults, as in
-            ``lossgeometry analyze -c``. For ``job="run"``: a TOML path, a bundled experiment
-            name (``lossgeometry run --list``) or a dict with an ``experiment`` key.
-        job: ``"analyze"`` or ``"run"``.
-
-    Raises:
-        FileNotFoundError: no such file (or bundled experiment).
-        ValueError: bad TOML, unknown top-level keys, unknown experiment.
-    """
-    if job == "analyze":
-        from lossgeometry.app.config import _TOP_KEYS, DEFAULT_CONFIG, load_config
-        from lossgeometry.app.config import merge as _merge
-        from lossgeometry.app.experiments.registry import bundled_configs
-
-        if isinstance(config, Mapping):
-            user = copy.deepcopy(dict(config))
-            unknown = set(user) - _TOP_KEYS
-            if unknown:
-                raise ValueError(
-                    f"unknown config keys {sorted(unknown)}; top-level keys are {sorted(_TOP_KEYS)}"
-                )
-            if "factory" in user.get("model", {}):  # as load_config: no built-in model table
-                return _merge({k: v for k, v in DEFAULT_CONFIG.items() if k != "model"}, user)
-            return _merge(DEFAULT_CONFIG, user)
-        if config is not None and not Path(config).is_file() and str(config) in bundled_configs():
-            raise ValueError(
-                f"{str(config)!r} is a bundled experiment, not an analyze config: use job='run' "
-                "(--job run)"
-            )
-        return load_config(config)
-    if config is None:
-        from lossgeometry.app.experiments.registry import bundled_configs
-
-        raise ValueError(
-            "job='run' needs an experiment: a TOML path or a bundled name "
-            f"({', '.join(bundled_configs())})"
-        )
-    if isinstance(config, Mapping):
-        cfg = copy.deepcopy(dict(config))
-        where = "the config dict"
-    else:
-        path = _experiment_path(config)
-        try:
-            cfg = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"{path} is not valid TOML: {e}") from None
-        where = str(path)
-    from lossgeometry.app.experiments.registry import available_experiments
-
-    exps = available_experiments()
-    if cfg.get("experiment") not in exps:
-        raise ValueError(
-            f"{where}: 'experiment = {cfg.get('experiment')!r}' is not a known experiment; "
-            f"known: {sorted(exps)}"
-        )
-    return cfg
-
-
-def _experiment_path(config: str | os.PathLike) -> Path:
-    from lossgeometry.app.experiments.registry import bundled_configs
-
-    path = Path(config)
-    if path.is_file():
-        return path
-    bundled = bundled_configs()
-    if str(config) in bundled:
-        return bundled[str(config)]
-    raise FileNotFoundError(
-        f"no config file {str(config)!r}; bundled experiments: {sorted(bundled)}"
-    )
-
-
-def _leaves(node: Mapping[str, Any], prefix: str) -> list[str]:
-    return sorted(prefix + k for k in node)
-
-
-def check_grid(base: Mapping[str, Any], grid: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """Validate a grid against the config it will modify; return it with lists as values.
-
-    Every key must name a value that exists in ``base`` (a typo must not silently run the
-    unchanged config), and every value list must be non-empty and free of duplicates.
-
-    Raises:
-        ValueError: naming the bad key and listing the valid keys at that level.
-    """
-    if not isinstance(grid, Mapping) or not grid:
-        raise ValueError(
-            "the grid is empty: give a mapping of dotted config keys to lists of values, e.g. "
-            "{'model.width': [64, 128], 'seed': [0, 1]}"
-        )
-    out: dict[str, list[Any]] = {}
-    for key, values in grid.items():
-        if not isinstance(key, str) or not key or any(not p for p in key.split(".")):
-            raise ValueError(f"grid key {key!r}: expected a dotted config key like 'model.width'")
-        node: Any = base
-        parts = key.split(".")
-        for i, part in enumerate(parts):
-            here = ".".join(parts[:i])
-            if not isinstance(node, Mapping):
-                raise ValueError(
-                    f"grid key {key!r}: {here!r} is a value ({node!r}), not a table with keys"
-                )
-            if part not in node:
-                where = f"[{here}]" if here else "the top level of the config"
-                valid = _leaves(node, here + "." if here else "")
-                raise ValueError(
-                    f"grid key {key!r}: no key {part!r} in {where}; valid keys there: "
-                    f"{', '.join(valid) or '(none)'}. To sweep a key the config does not set, "
-                    "add it to the config first."
-                )
-            node = node[part]
-        if isinstance(node, Mapping):
-            raise ValueError(
-                f"grid key {key!r} is a table; sweep one of its keys: "
-                f"{', '.join(_leaves(node, key + '.'))}"
-            )
-        if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
-            raise ValueError(
-                f"grid key {key!r}: give a list of values (e.g. [{node!r}]), got {values!r}"
-            )
-        if not values:
-            raise ValueError(f"grid key {key!r}: the list of values is empty")
-        for v in values:
-            if not _is_value(v):
-                raise ValueError(
-                    f"grid key {key!r}: value {v!r} is not a number, bool, string or list of "
-                    "them (sweep nested keys with dotted names)"
-                )
-        seen = Counter(json.dumps(v, sort_keys=True) for v in values)
-        dupes = [v for v, c in seen.items() if c > 1]
-        if dupes:
-            raise ValueError(f"grid key {key!r}: duplicate values {dupes}")
-        out[key] = list(values)
-    return out
-
-
-def _is_value(v: Any) -> bool:
-    if isinstance(v, (bool, int, float, str)):
-        return True
-    return isinstance(v, (list, tuple)) and all(_is_value(x) for x in v)
-
-
-def _set(cfg: dict[str, Any], key: str, value: Any) -> None:
-    *path, last = key.split(".")
-    node = cfg
-    for part in path:
-        node = node[part]
-    node[last] = copy.deepcopy(list(value) if isinstance(value, tuple) else value)
-
-
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "-".join(_fmt_value(x) for x in v)
-    return str(v)
-
-
-def _short_hash(obj: Any) -> str:
-    blob = json.dumps(to_jsonable(obj), sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:8]
-
-
-def run_name(params: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> str:
-    """The directory name of a run: ``width=64,seed=0`` (filesystem-safe, stable).
-
-    Characters other than letters, digits and ``. _ + - = ,`` become ``_``; a name longer
-    than 120 characters is cut and ends with a hash of the parameters.
-    """
-    labels = labels or short_labels(list(params))
-    name = ",".join(f"{labels[k]}={_fmt_value(v)}" for k, v in params.items())
-    name = _SAFE.sub("_", name)
-    if len(name) > _NAME_MAX:
-        name = name[: _NAME_MAX - 9] + "-" + _short_hash(params)
-    return name
-
-
-@dataclasses.dataclass(frozen=True)
-class GridPoint:
-    """One point of an expanded grid."""
-
-    name: str
-    """Directory name (:func:`run_name`)."""
-    params: dict[str, Any]
-    """The swept values, by dotted key."""
-    config: dict[str, Any]
-    """The base config with the swept values set."""
-
-
-def expand_grid(base: Mapping[str, Any], grid: Mapping[str, Any]) -> list[GridPoint]:
-    """The cartesian product of ``grid`` applied to ``base`` (first key varies slowest).
-
-    Names are unique: if two points sanitize to the same name, a hash of the parameters is
-    appended to each of them.
-    """
-    grid = check_grid(base, grid)
-    keys = list(grid)
-    labels = short_labels(keys)
-    points = []
-    for combo in itertools.product(*(grid[k] for k in keys)):
-        params = dict(zip(keys, combo, strict=True))
-        cfg = copy.deepcopy(dict(base))
-        for k, v in params.items():
-            _set(cfg, k, v)
-        points.append(GridPoint(run_name(params, labels), params, cfg))
-    counts = Counter(p.name for p in points)
-    return [
-        dataclasses.replace(p, name=f"{p.name}-{_short_hash(p.params)}")
-        if counts[p.name] > 1
-        else p
-        for p in points
-    ]
-
-
-def config_hash(job: str, cfg: Mapping[str, Any]) -> str:
-    """A stable hash of the job and the whole merged config (report options included)."""
-    blob = json.dumps({"job": job, "config": to_jsonable(cfg)}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 # --- one run ----------------------------------------------------------------------------------
@@ -297,11 +84,18 @@ def _scalars(d: Mapping[str, Any], prefix: str, depth: int) -> dict[str, float]:
 
 
 def analyze_metrics(results_json: Path) -> dict[str, float]:
-    """``SECTION.KEY`` for every top-level number in each section of a report's results."""
+    """The headline numbers of a report: each section's ``summary`` in ``results.json``.
+
+    ``SECTION.KEY`` for every number of ``sections.NAME.summary`` (the study's
+    ``Result.summary()``); a nested table adds its key: ``SECTION.TABLE.KEY``.
+
+    Only the summaries are read, never a section's ``results``: those are the section's own
+    business and may change shape.
+    """
     data = json.loads(Path(results_json).read_text(encoding="utf-8"))
     out: dict[str, float] = {}
     for sec, rec in data.get("sections", {}).items():
-        out.update(_scalars(rec.get("results") or {}, f"{sec}.", 1))
+        out.update(_scalars(rec.get("summary") or {}, f"{sec}.", 2))
     return out
 
 
@@ -591,8 +385,8 @@ def sweep(
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     ray = _import_ray() if backend == "ray" else None
     base = load_base_config(config, job)
-    grid_lists = check_grid(base, grid)
-    points = expand_grid(base, grid_lists)
+    grid_lists = check_grid(base, grid, job)
+    points = expand_grid(base, grid_lists, job)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

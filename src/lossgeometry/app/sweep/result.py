@@ -38,8 +38,8 @@ class SweepRun(Result):
     """The run's directory (``config.json``, the job's outputs, ``done.json``/``error.json``)."""
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     """Scalar numbers from the job's results, by dotted name: ``"training.loss_final"``
-    (``job="analyze"``: ``SECTION.KEY`` of ``results.json``) or the experiment summary's
-    keys (``job="run"``)."""
+    (``job="analyze"``: ``SECTION.KEY`` of each section's ``summary`` in ``results.json``) or
+    the experiment summary's keys (``job="run"``)."""
     error: str | None = None
     """``"ExceptionType: message"`` of a failed run, else ``None``."""
 
