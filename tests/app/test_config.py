@@ -251,3 +251,27 @@ def test_auto_lr_is_inverse_top_hessian_eigenvalue():
     pb = lg.Problem(model, X, torch.randn(5, 1, generator=g, dtype=torch.float64))
     lam = torch.linalg.eigvalsh(X.T @ X)[-1].item()  # H = XᵀX for ½‖Xw − y‖²
     assert auto_lr(pb, pb.params(), iters=200) == pytest.approx(1 / lam, rel=1e-6)
+
+
+def test_certified_gd_from_a_config_takes_the_certificate_step():
+    """An optimizer that sets its own step gets no lr from the config (lr would be refused)."""
+    over = {
+        "dtype": "float64",
+        "data": {"n": 8},
+        "model": {"width": 64, "depth": 1},
+        "train": {
+            "optimizer": "certified_gd",
+            "steps": 3,
+            "record_every": 1,
+            "kwargs": {"allow_uncertified": True},
+        },
+    }
+    cfg = load_config(overrides=over)
+    pb, _ = build_problem(cfg)
+    w0 = pb.params()
+    run = run_training(pb, cfg, progress=False)
+    cert = lg.certify_plstar(pb, w0)
+    assert run.num_steps == 3 and run.lr is None
+    # one GD step with the certificate's step size, checked against the recorded loss
+    w1 = w0 - cert.step_size * pb.grad(w0)
+    assert run.loss[1] == pytest.approx(float(pb.loss(w1)), rel=1e-9)

@@ -33,6 +33,7 @@ __all__ = [
     "OptimizerSpec",
     "make_optimizer",
     "optimizer_names",
+    "optimizer_takes_lr",
     "register_optimizer",
 ]
 
@@ -48,6 +49,7 @@ class _Entry:
     builder: type[torch.optim.Optimizer] | OptimizerFactory
     defaults: dict[str, Any]
     needs_lr: bool
+    takes_lr: bool = True
 
     @property
     def is_class(self) -> bool:
@@ -63,13 +65,15 @@ def register_optimizer(
     defaults: dict[str, Any] | None = None,
     *,
     needs_lr: bool = False,
+    takes_lr: bool = True,
 ) -> None:
     """Register ``builder`` under ``name`` (lower case) with keyword ``defaults``.
 
     ``builder`` is an ``Optimizer`` class or a factory (see the module docstring).
 
     ``needs_lr=True`` makes a missing ``lr`` an error (torch's SGD has a default ``lr`` that
-    means nothing for a given problem). Registering the same builder again replaces its
+    means nothing for a given problem). ``takes_lr=False`` marks an optimizer that sets its
+    own step (``"certified_gd"``): configs then pass no ``lr``. Registering the same builder again replaces its
     defaults; another builder under a taken name is an error.
     """
     key = name.lower()
@@ -77,12 +81,22 @@ def register_optimizer(
         raise ValueError(f"an optimizer named {name!r} is already registered")
     if not callable(builder):
         raise TypeError(f"an optimizer builder must be a class or a factory, got {builder!r}")
-    _NAMED[key] = _Entry(builder, dict(defaults or {}), needs_lr)
+    _NAMED[key] = _Entry(builder, dict(defaults or {}), needs_lr, takes_lr)
 
 
 def optimizer_names() -> list[str]:
     """The registered optimizer names, sorted."""
     return sorted(_NAMED)
+
+
+def optimizer_takes_lr(name: str) -> bool:
+    """Whether the registered optimizer ``name`` takes a learning rate (``False``: it sets
+    its own step, e.g. ``"certified_gd"`` from its PL* certificate).
+    """
+    key = name.lower()
+    if key not in _NAMED:
+        raise ValueError(f"unknown optimizer {name!r}; use one of {sorted(_NAMED)}")
+    return _NAMED[key].takes_lr
 
 
 def _checked(opt: Any, what: str) -> torch.optim.Optimizer:

@@ -22,6 +22,7 @@ from lossgeometry.app.config.factory import load_factory
 from lossgeometry.app.config.schema import AnalyzeConfig, as_config
 from lossgeometry.app.config.tables import DataConfig, ModelConfig
 from lossgeometry.curvature.stepsize import auto_lr
+from lossgeometry.optim.registry import optimizer_takes_lr
 from lossgeometry.problem import Problem
 from lossgeometry.train import Trajectory, train
 
@@ -139,14 +140,17 @@ def run_training(problem: Problem, cfg: ConfigLike, progress: bool | None = None
     """Run the ``[train]`` table of ``cfg`` on ``problem`` from its current parameters.
 
     With ``lr_scale = "auto"`` the step is ``lr · auto_lr(problem, w0)``, i.e. ``lr`` in
-    units of ``1/λ_max(∇²L(w0))``; with ``"none"`` it is ``lr``.
+    units of ``1/λ_max(∇²L(w0))``; with ``"none"`` it is ``lr``. An optimizer that sets its own
+    step (``"certified_gd"``: the PL* certificate's) gets no ``lr``.
     """
     c = as_config(cfg)
     t = c.train
     w0 = problem.params()
-    lr = t.lr
-    if t.lr_scale == "auto":
-        lr = lr * auto_lr(problem, w0, seed=c.seed)
+    lr: float | None = t.lr
+    if not optimizer_takes_lr(t.optimizer):
+        lr = None
+    elif t.lr_scale == "auto":
+        lr = t.lr * auto_lr(problem, w0, seed=c.seed)
     return train(
         problem,
         t.optimizer,
