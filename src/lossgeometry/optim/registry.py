@@ -73,8 +73,8 @@ def register_optimizer(
 
     ``needs_lr=True`` makes a missing ``lr`` an error (torch's SGD has a default ``lr`` that
     means nothing for a given problem). ``takes_lr=False`` marks an optimizer that sets its
-    own step (``"certified_gd"``): configs then pass no ``lr``. Registering the same builder again replaces its
-    defaults; another builder under a taken name is an error.
+    own step (``"certified_gd"``): configs then pass no ``lr``. Registering the same builder
+    again replaces its defaults; another builder under a taken name is an error.
     """
     key = name.lower()
     if key in _NAMED and _NAMED[key].builder is not builder:
@@ -90,8 +90,9 @@ def optimizer_names() -> list[str]:
 
 
 def optimizer_takes_lr(name: str) -> bool:
-    """Whether the registered optimizer ``name`` takes a learning rate (``False``: it sets
-    its own step, e.g. ``"certified_gd"`` from its PL* certificate).
+    """Whether the registered optimizer ``name`` takes a learning rate.
+
+    ``False`` for one that sets its own step, e.g. ``"certified_gd"`` (its PL* certificate's).
     """
     key = name.lower()
     if key not in _NAMED:
