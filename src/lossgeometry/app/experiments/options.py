@@ -7,8 +7,9 @@ or plain tables (``[hessian]``). :func:`experiment_options` builds it:
 * the ``experiment`` key names the experiment and is not an option;
 * with ``--full``, the ``[full]`` table is merged over the top level
   (:func:`lossgeometry.app.config.merge`: tables key by key, other values replace);
-* a table merges over its field's default (a ``[data]`` table that sets ``d`` keeps the
-  default ``n``);
+* a table of nested options merges over its field's default (a ``[data]`` table that sets
+  ``d`` keeps the default ``n``); a plain table replaces its default unless the class lists
+  it in ``MERGED_TABLES``;
 * an unknown key is an error that names it and the closest valid one
   (``[kernel_change] widht: unknown option; did you mean 'width'?``).
 
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from lossgeometry.app.config import merge, resolve_dtype
+from lossgeometry.app.config import merge
 from lossgeometry.options import Options
 
 __all__ = ["DataTable", "experiment_options", "square_loss_data"]
@@ -66,19 +67,26 @@ class DataTable(Options):
 
 
 def _with_defaults(cls: type[Options], data: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` with each table merged over its field's default (nested options or a dict)."""
+    """``data`` with each table merged over its field's default.
+
+    Tables of nested options always merge; plain-dict tables merge only when the class names
+    them in ``MERGED_TABLES`` (others, e.g. a table of optimizers, replace the default).
+    """
     out = dict(data)
+    merged = getattr(cls, "MERGED_TABLES", ())
     for f in dataclasses.fields(cls):
         if f.name not in out or not isinstance(out[f.name], Mapping):
             continue
-        if f.default is not dataclasses.MISSING and isinstance(f.default, Options):
-            out[f.name] = merge(f.default.to_dict(), dict(out[f.name]))
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
-            if isinstance(default, Options):
-                out[f.name] = merge(default.to_dict(), dict(out[f.name]))
-            elif isinstance(default, Mapping):
-                out[f.name] = merge(dict(default), dict(out[f.name]))
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            continue
+        if isinstance(default, Options):
+            out[f.name] = merge(default.to_dict(), dict(out[f.name]))
+        elif isinstance(default, Mapping) and f.name in merged:
+            out[f.name] = merge(dict(default), dict(out[f.name]))
     return out
 
 
@@ -111,4 +119,3 @@ def square_loss_data(data: DataTable, dtype: torch.dtype) -> tuple[torch.Tensor,
             "(one_hot = true for classification data)"
         )
     return X, Y.reshape(Y.shape[0], -1)
-
