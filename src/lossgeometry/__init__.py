@@ -22,6 +22,11 @@ from lossgeometry.conditions.alphabeta import (  # alpha-beta
     ReplayMismatchError,
     record_conditions,
 )
+from lossgeometry.conditions.alphabeta_study import (  # alpha-beta study
+    AlphaBetaOptions,
+    AlphaBetaStudy,
+    alphabeta_study,
+)
 from lossgeometry.conditions.pl_ratio import (  # PL* certificates
     PLRatioProfile,
     PLStarEpsilon,
@@ -32,6 +37,11 @@ from lossgeometry.conditions.plstar import PLStarCertificate, certify_plstar  # 
 from lossgeometry.conditions.plstar_check import (  # PL* certificates
     CertificateCheck,
     compare_with_certificate,
+)
+from lossgeometry.conditions.plstar_study import (  # PL* study
+    PLStarOptions,
+    PLStarStudy,
+    plstar_study,
 )
 from lossgeometry.curvature import (  # curvature
     HessianBound,
@@ -47,6 +57,11 @@ from lossgeometry.curvature import (  # curvature
     model_hessian_norm,
     model_hessian_operator,
 )
+from lossgeometry.curvature.profile import (  # curvature study
+    CurvatureOptions,
+    CurvatureProfile,
+    curvature_profile,
+)
 from lossgeometry.kernel import (  # tangent kernel
     KernelMethod,
     KernelSpectrum,
@@ -54,6 +69,11 @@ from lossgeometry.kernel import (  # tangent kernel
     kernel_spectrum,
     ntk_operator,
     tangent_kernel,
+)
+from lossgeometry.kernel.change import (  # tangent-kernel study
+    KernelChange,
+    KernelChangeOptions,
+    kernel_change,
 )
 from lossgeometry.linalg.rank import Rank, numerical_rank  # manifold of minima
 from lossgeometry.manifold import (  # manifold of minima
@@ -79,6 +99,7 @@ from lossgeometry.manifold import (  # manifold of minima
     tangent_space,
     walk_manifold,
 )
+from lossgeometry.manifold.options import ManifoldOptions  # manifold study
 from lossgeometry.monitor import Monitor
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result, load_result
@@ -159,6 +180,20 @@ __all__ = [
     "TrainingDivergedError",
     "Trajectory",
     "train",
+    # study functions: one per feature, one options dataclass each (the only defaults)
+    "AlphaBetaOptions",
+    "AlphaBetaStudy",
+    "CurvatureOptions",
+    "CurvatureProfile",
+    "KernelChange",
+    "KernelChangeOptions",
+    "ManifoldOptions",
+    "PLStarOptions",
+    "PLStarStudy",
+    "alphabeta_study",
+    "curvature_profile",
+    "kernel_change",
+    "plstar_study",
     # sweeps over configurations
     "SweepResult",
     "SweepRun",

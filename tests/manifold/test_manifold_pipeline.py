@@ -51,7 +51,9 @@ def test_report_section(tmp_path) -> None:
     assert out.results["summary"]["agrees"] and out.results["summary"]["nk"] == 16
     assert (tmp_path / "figures" / "manifold.png").exists() and "rank J" in out.html
     json.dumps(out.results)  # JSON-able
-    with pytest.raises(ValueError, match="unknown options"):
+    with pytest.raises(
+        ValueError, match="max_equation: unknown option; did you mean 'max_equations'"
+    ):
         manifold_section(_context(pr, tmp_path, {"max_equation": 16}))
     under = manifold_section(_context(exponential_problem(), tmp_path))
     assert under.skipped is not None and "under-parameterized" in under.skipped

@@ -31,6 +31,7 @@ from lossgeometry.manifold.nonconvexity import (
     negative_curvature_near,
     segment_loss,
 )
+from lossgeometry.manifold.options import ManifoldOptions
 from lossgeometry.manifold.report import ManifoldReport, solution_manifold
 from lossgeometry.manifold.walk import ManifoldWalk, walk_manifold
 from lossgeometry.problem import Problem
@@ -164,39 +165,40 @@ def analyze_manifold(
     problem: Problem,
     w0: torch.Tensor | None = None,
     *,
-    max_equations: int = 100,
+    options: ManifoldOptions | None = None,
     samples: list[int] | None = None,
-    seed: int = 0,
-    tol: float = 1e-10,
-    max_iter: int = 30,
-    hessian: bool | str = "auto",
-    walk_steps: int = 3,
-    walk_step_size: float | None = None,
-    radii: tuple[float, ...] = (1e-1, 1e-2, 1e-3),
     progress: bool | None = None,
+    **overrides: Any,
 ) -> ManifoldAnalysis:
     """Interpolate from ``w0`` and measure the manifold of global minima there.
 
     Args:
         problem: an MSE Problem.
         w0: the start point (default: the model's parameters), e.g. the trained point.
-        max_equations: study at most this many equations ``mk`` (``m = max_equations // k``
-            samples, drawn with ``seed``) when the full problem has more; ignored when
-            ``samples`` is given.
+        options: :class:`~lossgeometry.manifold.options.ManifoldOptions` (default: its
+            defaults): ``max_equations`` (study at most this many equations ``mk``, ``m =
+            max_equations // k`` samples drawn with ``seed``, when the full problem has more;
+            ignored when ``samples`` is given), ``seed`` (of the subset and the random
+            directions), ``tol`` (interpolation target ``‖F − Y‖ < tol``), ``max_iter``
+            (Gauss–Newton iterations), ``hessian`` (:func:`solution_manifold`'s argument),
+            ``walk_steps`` (0: no walk and no segment), ``walk_step_size`` (default
+            ``0.01 · ‖w*‖``), ``radii`` (for :func:`negative_curvature_near`).
         samples: explicit sample indices to study.
-        seed: seed of the subset and the random directions.
-        tol: interpolation target ``‖F − Y‖ < tol``.
-        max_iter: Gauss–Newton iterations.
-        hessian: :func:`solution_manifold`'s ``hessian`` argument.
-        walk_steps: persistent walk steps (0: no walk and no segment).
-        walk_step_size: walk step length (default ``0.01 · ‖w*‖``).
-        radii: radii for :func:`negative_curvature_near`.
         progress: progress bars.
+        **overrides: single options by name (``max_equations=50``), applied on ``options``.
 
     Returns:
         A :class:`ManifoldAnalysis`; ``success=False`` (with the reason) when no interpolant
         was found, e.g. for an under-parameterized problem.
+
+    Raises:
+        lossgeometry.options.OptionsError: an unknown option name or a bad value.
     """
+    o = options if options is not None else ManifoldOptions()
+    if overrides:
+        o = o.replace(**overrides)
+    max_equations, seed, tol, max_iter = o.max_equations, o.seed, o.tol, o.max_iter
+    hessian, walk_steps, walk_step_size, radii = o.hessian, o.walk_steps, o.walk_step_size, o.radii
     require_mse(problem, "analyze_manifold")
     timings: dict[str, float] = {}
     notes: list[str] = []

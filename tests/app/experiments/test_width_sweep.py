@@ -10,8 +10,11 @@ import pytest
 
 from lossgeometry.app.experiments import run_experiment
 from lossgeometry.app.experiments import width_sweep as ws
+from lossgeometry.app.experiments.kernel_change import KernelChangeConfig
+from lossgeometry.app.experiments.options import experiment_options
 from lossgeometry.app.experiments.overparameterization import width_for_ratio
-from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope, merged_config
+from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope
+from lossgeometry.options import OptionsError
 
 
 def test_slope_fit_on_exact_power_law():
@@ -57,10 +60,25 @@ def test_cached_point_resumes_and_recomputes_on_new_settings(tmp_path):
     assert json.loads((tmp_path / "points" / "a.json").read_text())["key"] == {"k": 2}
 
 
-def test_merged_config_full_overrides():
-    cfg = {"widths": [1, 2], "data": {"n": 4, "d": 3}, "full": {"widths": [5], "data": {"n": 9}}}
-    assert merged_config(cfg, False) == {"widths": [1, 2], "data": {"n": 4, "d": 3}}
-    assert merged_config(cfg, True) == {"widths": [5], "data": {"n": 9, "d": 3}}
+def test_full_table_overrides_and_tables_merge_over_defaults():
+    cfg = {
+        "experiment": "kernel_change",
+        "widths": [1, 2],
+        "data": {"n": 4, "d": 3},
+        "full": {"widths": [5, 6], "data": {"n": 9}},
+    }
+    small = experiment_options(KernelChangeConfig, cfg, False)
+    assert small.widths == (1, 2) and (small.data.n, small.data.d) == (4, 3)
+    big = experiment_options(KernelChangeConfig, cfg, True)
+    assert big.widths == (5, 6) and (big.data.n, big.data.d) == (9, 3)
+    assert big.data.name == "synthetic-regression"  # the table's default is kept
+    assert big.kernel.spectral_norm is True  # the experiment's [kernel] default
+    with pytest.raises(
+        OptionsError, match=r"\[kernel_change\] widht: unknown option; did you mean 'widths'"
+    ):
+        experiment_options(KernelChangeConfig, {"experiment": "kernel_change", "widht": [1]}, False)
+    with pytest.raises(OptionsError, match="at least two widths"):
+        experiment_options(KernelChangeConfig, {"widths": [8]}, False)
 
 
 def test_width_for_ratio_hits_the_target():

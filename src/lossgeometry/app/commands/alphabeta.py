@@ -14,7 +14,12 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from lossgeometry.app.commands._defaults import study_options, with_default
 from lossgeometry.app.options import ConfigOpt, ModelOpt, ProgressOpt, cli_errors, load_cli_config
+from lossgeometry.conditions.alphabeta_study import AlphaBetaOptions as AO
+
+EXAMPLE_ALPHA_MAX = 5.0
+"""Heatmap range of ``--example`` without ``--alpha-max``: the analytic examples' pairs."""
 
 
 def _seeds(text: str | None, default: int) -> list[int]:
@@ -46,18 +51,28 @@ def alphabeta_command(
     seeds: Annotated[
         str | None, typer.Option(help="Comma-separated seeds, one run each (batch order).")
     ] = None,
-    f_star: Annotated[float, typer.Option(help="f_i* for every sample (default 0).")] = 0.0,
-    margin: Annotated[float, typer.Option(help="Feasible pairs need α ≥ β + margin.")] = 0.1,
+    f_star: Annotated[
+        float | None, typer.Option(help=with_default("f_i* for every sample.", AO, "f_star"))
+    ] = None,
+    margin: Annotated[
+        float | None,
+        typer.Option(help=with_default("Feasible pairs need α ≥ β + margin.", AO, "margin")),
+    ] = None,
     exclude_last: Annotated[
-        int, typer.Option(help="Steps at the end of each run left out of min T.")
-    ] = 0,
+        int | None,
+        typer.Option(
+            help=with_default("Steps at the end of each run left out of min T.", AO, "exclude_last")
+        ),
+    ] = None,
     full_loss_every: Annotated[
         int | None, typer.Option(help="Stride of full-data records (default: automatic).")
     ] = None,
     alpha_max: Annotated[
         float | None, typer.Option(help="Heatmap range [0, alpha_max] (default: automatic).")
     ] = None,
-    grid: Annotated[int, typer.Option(help="Heatmap points per axis.")] = 41,
+    grid: Annotated[
+        int | None, typer.Option(help=with_default("Heatmap points per axis.", AO, "grid"))
+    ] = None,
     example: Annotated[
         str | None,
         typer.Option(help="Check an analytic example instead (example_1, example_2, ...)."),
@@ -79,12 +94,21 @@ def alphabeta_command(
 
     console = Console()
     out.mkdir(parents=True, exist_ok=True)
+    opts = study_options(
+        AO,
+        f_star=f_star,
+        margin=margin,
+        exclude_last=exclude_last,
+        full_loss_every=full_loss_every,
+        alpha_max=alpha_max,
+        grid=grid,
+    )
     if example is not None:
-        _example(example, margin, alpha_max, grid, out, console)
+        _example(example, opts, out, console)
         return
 
     from lossgeometry.app.config import setup
-    from lossgeometry.conditions.alphabeta import record_conditions
+    from lossgeometry.conditions.alphabeta_study import alphabeta_study
     from lossgeometry.curvature.stepsize import auto_lr
 
     cfg = load_cli_config(config, model)
@@ -95,7 +119,7 @@ def alphabeta_command(
         if optimizer is None and tcfg.get("lr_scale") == "auto":
             lr *= auto_lr(s.problem, s.w0, seed=int(cfg.get("seed", 0)))
     bs = tcfg.get("batch_size") if batch_size is None else batch_size
-    trace = record_conditions(
+    study = alphabeta_study(
         s.problem,
         optimizer or tcfg.get("optimizer", "gd"),
         int(steps if steps is not None else tcfg.get("steps", 100)),
@@ -103,23 +127,23 @@ def alphabeta_command(
         seeds=_seeds(seeds, int(cfg.get("seed", 0))),
         lr=lr,
         optimizer_kwargs=tcfg.get("kwargs") if optimizer is None else None,
-        f_star=f_star,
-        full_loss_every=full_loss_every,
-        store_indices=False,
+        options=opts,
         progress=progress,
     )
+    trace, pair, margin_ = study.trace, study.smallest_pair, opts.margin
     trace.save(out / "trace.json")
-    summary: dict[str, Any] = {"problem": s.problem.summary(), **trace.summary(margin)}
-    pair = trace.smallest_pair(margin, exclude_last=exclude_last)
+    summary: dict[str, Any] = {"problem": s.problem.summary(), **trace.summary(margin_)}
     summary["smallest_pair"] = None if pair is None else {"alpha": pair[0], "beta": pair[1]}
-    top = alpha_max or (10.0 if pair is None else float(np.ceil(max(1.0, 1.5 * pair[0] + 0.5))))
-    g = np.linspace(0.0, top, grid)
-    has_full = trace.full_step.size > 0 and not np.all(np.isnan(trace.full_inner))
-    fig, axes = plt.subplots(1, 2 if has_full else 1, figsize=(10 if has_full else 5, 3.8))
+    summary["study"] = study.summary()
+    fig, axes = plt.subplots(
+        1,
+        2 if study.aiming is not None else 1,
+        figsize=(10 if study.aiming is not None else 5, 3.8),
+    )
     axes = np.atleast_1d(axes)
-    trace.plot(g, g, margin=margin, ax=axes[0])
-    if has_full:
-        trace.plot_aiming(ax=axes[1])
+    study.plot(ax=axes[0])
+    if study.aiming is not None:
+        study.aiming.plot(ax=axes[1])
     fig.tight_layout()
     fig.savefig(out / "alphabeta.png", dpi=130)
     plt.close(fig)
@@ -131,7 +155,7 @@ def alphabeta_command(
     table.add_row("steps per run", str(int(trace.steps_per_run[0])))
     table.add_row("batch size", str(trace.batch_size or "full"))
     table.add_row(
-        f"smallest pair (α ≥ β + {margin:g})",
+        f"smallest pair (α ≥ β + {margin_:g})",
         "none holds" if pair is None else f"α = {pair[0]:.4g}, β = {pair[1]:.4g}",
     )
     if "aiming" in summary:
@@ -145,9 +169,7 @@ def alphabeta_command(
     console.print(f"wrote {out / 'alphabeta.json'}, {out / 'trace.json'}, {out / 'alphabeta.png'}")
 
 
-def _example(
-    name: str, margin: float, alpha_max: float | None, grid: int, out: Path, console: Any
-) -> None:
+def _example(name: str, opts: Any, out: Path, console: Any) -> None:
     import matplotlib.pyplot as plt
 
     from lossgeometry.examples.alpha_beta import check_alpha_beta, examples
@@ -156,7 +178,8 @@ def _example(
     if name not in table_of:
         raise ValueError(f"unknown example {name!r}; choose from {sorted(table_of)}")
     ex = table_of[name]()
-    g = np.linspace(0.0, alpha_max or 5.0, grid)
+    margin = opts.margin
+    g = np.linspace(0.0, opts.alpha_max or EXAMPLE_ALPHA_MAX, opts.grid)
     region = "claimed" if ex.claimed_region else None
     chk = check_alpha_beta(ex, g, g, region=region, margin=margin)
     chk.save(out / f"{name}.json")

@@ -1,4 +1,9 @@
-"""``lossgeometry certify``: a PL* certificate for a config's problem, optionally tested by GD."""
+"""``lossgeometry certify``: a PL* certificate for a config's problem, optionally tested by GD.
+
+It calls :func:`lossgeometry.conditions.plstar_study.plstar_study` (the study the report's PL*
+section calls too) and renders its result; every default is a field default of
+:class:`~lossgeometry.conditions.plstar_study.PLStarOptions`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from lossgeometry.app.commands._defaults import study_options, with_default
 from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
@@ -15,20 +21,45 @@ from lossgeometry.app.options import (
     console,
     load_cli_config,
 )
+from lossgeometry.conditions.plstar_study import PLStarOptions as PO
 
 
 @cli_errors
 def certify_command(
     config: ConfigOpt = None,
     model: ModelOpt = None,
-    samples: Annotated[int, typer.Option(help="Random points per round in the ball B(w0, R).")] = 8,
+    samples: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default("Random points per round in the ball B(w0, R).", PO, "samples")
+        ),
+    ] = None,
     radius: Annotated[
         float | None,
         typer.Option(help="Sample in this ball instead of the self-consistent radius R."),
     ] = None,
     rounds: Annotated[
-        int, typer.Option(help="How often the sampling radius may grow to the needed R.")
-    ] = 3,
+        int | None,
+        typer.Option(
+            help=with_default(
+                "How often the sampling radius may grow to the needed R.", PO, "max_rounds"
+            )
+        ),
+    ] = None,
+    trajectory_points: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default(
+                "At most this many iterates of the training run are evaluated.",
+                PO,
+                "trajectory_points",
+            )
+        ),
+    ] = None,
+    hessian_restarts: Annotated[
+        int | None,
+        typer.Option(help=with_default("Random restarts of ‖D²F‖.", PO, "hessian_restarts")),
+    ] = None,
     train: Annotated[
         bool,
         typer.Option(
@@ -37,14 +68,24 @@ def certify_command(
         ),
     ] = False,
     gd_steps: Annotated[
-        int,
-        typer.Option(help="Run CertifiedGD this many steps and compare with the bound (0: no)."),
-    ] = 0,
+        int | None,
+        typer.Option(
+            help=with_default(
+                "When certified, run CertifiedGD this many steps and compare with the bound "
+                "(0: no).",
+                PO,
+                "certified_gd_steps",
+            )
+        ),
+    ] = None,
     sgd_batch: Annotated[
         int | None,
         typer.Option(help="Also compute the certified SGD step for this batch size."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the random directions.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the random directions (default: the config's seed)."),
+    ] = None,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="JSON file for the certificate and checks.")
     ] = Path("certificate.json"),
@@ -60,42 +101,47 @@ def certify_command(
     from rich.table import Table
 
     from lossgeometry.app.config import setup
-    from lossgeometry.conditions.plstar import certify_plstar
-    from lossgeometry.conditions.plstar_check import compare_with_certificate
-    from lossgeometry.optim.certified_gd import run_certified_gd
+    from lossgeometry.conditions.plstar_study import plstar_study
     from lossgeometry.optim.sgd_step import sgd_step_size
     from lossgeometry.results import atomic_write_json
 
     cfg = load_cli_config(config, model)
+    opts = study_options(
+        PO,
+        samples=samples,
+        radius=radius,
+        max_rounds=rounds,
+        trajectory_points=trajectory_points,
+        hessian_restarts=hessian_restarts,
+        certified_gd_steps=gd_steps,
+        seed=int(cfg.get("seed", 0)) if seed is None else seed,
+    )
     s = setup(cfg, do_train=train, progress=progress)
     pb = s.problem
-    cert = certify_plstar(
-        pb,
-        s.w0,
-        radius=radius,
-        samples=samples,
-        trajectory=s.trajectory,
-        seed=seed,
-        progress=progress,
-        max_rounds=rounds,
-    )
-    results: dict[str, Any] = {"problem": pb.summary(), "certificate": cert.to_dict()}
+    study = plstar_study(pb, s.w0, trajectory=s.trajectory, options=opts, progress=progress)
+    cert = study.certificate
+    results: dict[str, Any] = {
+        "problem": pb.summary(),
+        "options": opts.to_dict(),
+        "certificate": cert.to_dict(),
+        "summary": study.summary(),
+    }
     table = Table(title=f"PL* certificate (p = {pb.p}, nk = {pb.n * pb.k}, {pb.reduction} MSE)")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     for k, v in cert.summary().items():
         table.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
-    if s.trajectory is not None and s.trajectory.lr is not None:
-        check = compare_with_certificate(s.trajectory, cert)
-        results["training_run"] = check.to_dict()
-        table.add_row("training run: loss below bound", str(check.loss_holds))
-    if gd_steps > 0:
-        run = run_certified_gd(pb, cert, gd_steps, allow_uncertified=True, progress=progress)
-        check = compare_with_certificate(run, cert)
-        results["certified_gd"] = check.to_dict()
-        table.add_row("CertifiedGD: final loss", f"{run.final_loss:.6g}")
-        table.add_row("CertifiedGD: loss below bound", str(check.loss_holds))
-        table.add_row("CertifiedGD: max distance / R", f"{run.distance.max() / cert.radius:.3g}")
+    if study.training_run is not None:
+        results["training_run"] = study.training_run.to_dict()
+        table.add_row("training run: loss below bound", str(study.training_run.loss_holds))
+    gd = study.certified_gd
+    if gd is not None:
+        results["certified_gd"] = gd.to_dict()
+        table.add_row("CertifiedGD: final loss", f"{float(gd.observed[-1]):.6g}")
+        table.add_row("CertifiedGD: loss below bound", str(gd.loss_holds))
+        table.add_row("CertifiedGD: max distance / R", f"{gd.distance.max() / cert.radius:.3g}")
+    elif opts.certified_gd_steps > 0:
+        table.add_row("CertifiedGD", "not run (not certified)")
     if sgd_batch is not None:
         if cert.mu > 0:
             step = sgd_step_size(pb, cert, sgd_batch)

@@ -1,4 +1,9 @@
-"""``lossgeometry hessian``: curvature of a configured problem from the command line."""
+"""``lossgeometry hessian``: curvature of a configured problem from the command line.
+
+It calls :func:`lossgeometry.curvature.profile.curvature_profile` at each point (the study the
+report's curvature section calls too) and only renders its result; every default is a field
+default of :class:`~lossgeometry.curvature.profile.CurvatureOptions`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
+from lossgeometry.app.commands._defaults import study_options, with_default
 from lossgeometry.app.options import ConfigOpt, ModelOpt, ProgressOpt, cli_errors, load_cli_config
+from lossgeometry.curvature.profile import CurvatureOptions as CO
 
 
 @cli_errors
@@ -17,30 +24,86 @@ def hessian_command(
     point: Annotated[
         str, typer.Option(help="Where: 'init', 'trained' (trains the config first) or 'both'.")
     ] = "init",
-    top: Annotated[int, typer.Option(help="Number of largest eigenvalues.")] = 5,
+    top: Annotated[
+        int | None, typer.Option(help=with_default("Number of largest eigenvalues.", CO, "top"))
+    ] = None,
     bottom: Annotated[
-        int, typer.Option(help="Number of smallest (most negative) eigenvalues.")
-    ] = 5,
+        int | None,
+        typer.Option(
+            help=with_default("Number of smallest (most negative) eigenvalues.", CO, "bottom")
+        ),
+    ] = None,
     tol: Annotated[
-        float | None, typer.Option(help="Eigen-tolerance relative to ‖H‖ (default by dtype).")
+        float | None,
+        typer.Option(help=with_default("Eigen-tolerance relative to ‖H‖.", CO, "tol")),
     ] = None,
     criterion: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="'eigenvalue' (tol bounds each eigenvalue's error) or 'residual' (tol bounds "
-            "each eigenpair's residual: accurate eigenvectors, about twice the products)."
+            help=with_default(
+                "'eigenvalue' (tol bounds each eigenvalue's error) or 'residual' (tol bounds "
+                "each eigenpair's residual: accurate eigenvectors, about twice the products).",
+                CO,
+                "criterion",
+            )
         ),
-    ] = "eigenvalue",
-    of: Annotated[str, typer.Option(help="'loss' (∇²L) or 'ggn' (Gauss–Newton part).")] = "loss",
-    trace: Annotated[bool, typer.Option(help="Estimate the trace (Hutch++).")] = True,
-    density: Annotated[bool, typer.Option(help="SLQ spectral density (writes a PNG).")] = True,
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            help=with_default("Eigen-solver: auto, lanczos, arpack or dense.", CO, "method")
+        ),
+    ] = None,
+    of: Annotated[
+        str | None,
+        typer.Option(help=with_default("'loss' (∇²L) or 'ggn' (Gauss–Newton part).", CO, "of")),
+    ] = None,
+    trace: Annotated[
+        bool | None,
+        typer.Option(
+            "--trace/--no-trace", help=with_default("Estimate the trace (Hutch++).", CO, "trace")
+        ),
+    ] = None,
+    density: Annotated[
+        bool | None,
+        typer.Option(
+            "--density/--no-density",
+            help=with_default("SLQ spectral density (writes a PNG).", CO, "density"),
+        ),
+    ] = None,
+    bound: Annotated[
+        bool | None,
+        typer.Option(
+            "--bound/--no-bound",
+            help=with_default("Check λ_max ≤ c(L_F² + β_F‖F − y‖) (square loss).", CO, "bound"),
+        ),
+    ] = None,
     model_hessian: Annotated[
-        bool, typer.Option("--model-hessian/--no-model-hessian", help="‖D²F‖ and the bound check.")
-    ] = False,
-    probes: Annotated[int, typer.Option(help="SLQ start vectors.")] = 8,
-    steps: Annotated[int, typer.Option(help="SLQ Lanczos steps per start vector.")] = 80,
-    trace_samples: Annotated[int, typer.Option(help="Hutch++ product budget.")] = 99,
-    seed: Annotated[int, typer.Option(help="Seed of the random start vectors.")] = 0,
+        bool | None,
+        typer.Option(
+            "--model-hessian/--no-model-hessian",
+            help=with_default("Also ‖D²F‖ from random starts (any loss).", CO, "model_hessian"),
+        ),
+    ] = None,
+    probes: Annotated[
+        int | None, typer.Option(help=with_default("SLQ start vectors.", CO, "probes"))
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(help=with_default("SLQ Lanczos steps per start vector.", CO, "steps")),
+    ] = None,
+    trace_samples: Annotated[
+        int | None,
+        typer.Option(help=with_default("Hutch++ product budget.", CO, "trace_samples")),
+    ] = None,
+    restarts: Annotated[
+        int | None,
+        typer.Option(help=with_default("Random restarts of ‖D²F‖.", CO, "restarts")),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the random start vectors (default: the config's seed)."),
+    ] = None,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output directory (hessian.json, PNG).")
     ] = Path("hessian"),
@@ -51,20 +114,32 @@ def hessian_command(
     from rich.table import Table
 
     from lossgeometry.app.config import setup
-    from lossgeometry.curvature import (
-        hessian_bound,
-        hessian_density,
-        hessian_spectrum,
-        hessian_trace,
-        model_hessian_norm,
-    )
+    from lossgeometry.curvature.profile import curvature_profile
     from lossgeometry.results import atomic_write_json
 
-    if criterion not in ("eigenvalue", "residual"):
+    if criterion is not None and criterion not in ("eigenvalue", "residual"):
         raise ValueError(f"--criterion must be 'eigenvalue' or 'residual', got {criterion!r}")
     if point not in ("init", "trained", "both"):
         raise ValueError(f"--point must be 'init', 'trained' or 'both', got {point!r}")
     cfg = load_cli_config(config, model)
+    opts = study_options(
+        CO,
+        top=top,
+        bottom=bottom,
+        tol=tol,
+        criterion=criterion,
+        method=method,
+        of=of,
+        trace=trace,
+        density=density,
+        bound=bound,
+        model_hessian=model_hessian,
+        probes=probes,
+        steps=steps,
+        trace_samples=trace_samples,
+        restarts=restarts,
+        seed=int(cfg.get("seed", 0)) if seed is None else seed,
+    )
     s = setup(cfg, do_train=point != "init", progress=progress)
     points: dict[str, Any] = {}
     if point in ("init", "both"):
@@ -74,62 +149,52 @@ def hessian_command(
         points["trained"] = s.trajectory.w_final
     console = Console()
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"problem": s.problem.summary(), "points": {}}
-    table = Table(title=f"Hessian of the loss ({of}; reduction {s.problem.reduction!r})")
+    summary: dict[str, Any] = {
+        "problem": s.problem.summary(),
+        "options": opts.to_dict(),
+        "points": {},
+    }
+    table = Table(title=f"Hessian of the loss ({opts.of}; reduction {s.problem.reduction!r})")
     for col in ("point", "λ_max", "λ_min", "trace (95% CI)", "‖D²F‖", "bound holds", "products"):
         table.add_column(col)
+    notes: list[str] = []
     for name, w in points.items():
-        res: dict[str, Any] = {}
-        spec = hessian_spectrum(
-            s.problem,
-            w,
-            top=top,
-            bottom=bottom,
-            tol=tol,
-            of=of,
-            seed=seed,
-            progress=progress,
-            criterion=criterion,  # type: ignore[arg-type]
-        )
-        res["spectrum"] = spec.to_dict()
-        used = spec.matvecs
+        prof = curvature_profile(s.problem, w, options=opts, progress=progress)
+        notes += prof.notes
+        res: dict[str, Any] = {"spectrum": prof.spectrum.to_dict()}
         tr_txt = mh_txt = holds = "—"
-        if trace:
-            t = hessian_trace(
-                s.problem, w, samples=trace_samples, of=of, seed=seed, progress=progress
-            )
+        if prof.trace is not None:
+            t = prof.trace
             res["trace"] = t.to_dict()
-            used += t.matvecs
             tr_txt = f"{t.estimate:.4g} [{t.ci_low:.4g}, {t.ci_high:.4g}]"
-        if density:
-            d = hessian_density(s.problem, w, probes, steps, of=of, seed=seed, progress=progress)
-            res["density"] = d.to_dict()
-            used += d.matvecs
-            ax = d.plot()
+        if prof.density is not None:
+            res["density"] = prof.density.to_dict()
+            ax = prof.density.plot()
             ax.set_title(f"spectral density at {name}")
             ax.figure.savefig(out / f"density_{name}.png", dpi=130, bbox_inches="tight")
             import matplotlib.pyplot as plt
 
             plt.close(ax.figure)
-        if model_hessian:
-            mh = model_hessian_norm(s.problem, w, seed=seed, progress=progress)
-            res["model_hessian_norm"] = mh.to_dict()
-            used += mh.matvecs
-            mh_txt = f"{mh.norm:.4g}"
-            if s.problem.is_mse:
-                b = hessian_bound(s.problem, w, tol=tol, seed=seed, progress=progress)
-                res["bound"] = b.to_dict()
-                holds = "yes" if b.holds else "NO"
+        if prof.bound is not None:
+            res["bound"] = prof.bound.to_dict()
+            holds = "yes" if prof.bound.holds else "NO"
+            mh_txt = f"{prof.bound.beta:.4g}"
+        if prof.model_hessian is not None:
+            res["model_hessian_norm"] = prof.model_hessian.to_dict()
+            mh_txt = f"{prof.model_hessian.norm:.4g}"
+        res["summary"] = prof.summary()
         summary["points"][name] = res
         table.add_row(
             name,
-            f"{spec.lambda_max:.5g}",
-            f"{spec.lambda_min:.5g}",
+            f"{prof.spectrum.lambda_max:.5g}",
+            f"{prof.spectrum.lambda_min:.5g}",
             tr_txt,
             mh_txt,
             holds,
-            str(used),
+            str(prof.matvecs),
         )
     path = atomic_write_json(out / "hessian.json", summary)
     console.print(table)
+    for note in dict.fromkeys(notes):
+        console.print(f"[yellow]note:[/] {note}")
     console.print(f"[bold green]written:[/] {path}")

@@ -1,4 +1,9 @@
-"""``lossgeometry kernel``: the tangent-kernel spectrum of a config's problem at init / trained."""
+"""``lossgeometry kernel``: the tangent-kernel spectrum of a config's problem at init / trained.
+
+It calls :func:`lossgeometry.kernel.change.kernel_change` (the study the report's kernel
+section and the experiments call too) and only renders its result; every default is a field
+default of :class:`~lossgeometry.kernel.change.KernelChangeOptions`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from lossgeometry.app.commands._defaults import study_options, with_default
 from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
@@ -15,6 +21,7 @@ from lossgeometry.app.options import (
     console,
     load_cli_config,
 )
+from lossgeometry.kernel.change import KernelChangeOptions as KO
 
 
 @cli_errors
@@ -29,18 +36,44 @@ def kernel_command(
         ),
     ] = "init",
     method: Annotated[
-        str, typer.Option(help="Spectrum method: auto, dense, lanczos, arpack or lobpcg.")
-    ] = "auto",
-    kernel_method: Annotated[
-        str, typer.Option(help="Dense kernel method: auto, structured, jacobian or ntvp.")
-    ] = "auto",
-    k: Annotated[
-        int | None, typer.Option("-k", help="Matrix-free: eigenvalues at each end.")
+        str | None,
+        typer.Option(
+            help=with_default(
+                "Spectrum method: auto, dense, lanczos, arpack or lobpcg.", KO, "method"
+            )
+        ),
     ] = None,
-    tol: Annotated[float, typer.Option(help="Matrix-free solver tolerance.")] = 1e-6,
+    kernel_method: Annotated[
+        str | None,
+        typer.Option(
+            help=with_default(
+                "Dense kernel method: auto, structured, jacobian or ntvp.", KO, "kernel_method"
+            )
+        ),
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("-k", help=with_default("Matrix-free: eigenvalues at each end.", KO, "k")),
+    ] = None,
+    tol: Annotated[
+        float | None, typer.Option(help=with_default("Matrix-free solver tolerance.", KO, "tol"))
+    ] = None,
     outputs: Annotated[
-        str, typer.Option(help="'full' (all outputs), 'trace' (summed over outputs).")
-    ] = "full",
+        str | None,
+        typer.Option(
+            help=with_default("'full' (all outputs), 'trace' (summed over outputs).", KO, "outputs")
+        ),
+    ] = None,
+    max_size: Annotated[
+        int | None,
+        typer.Option(
+            help=with_default("Largest kernel order built densely by 'auto'.", KO, "max_size")
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the matrix-free start vectors (default: the config's seed)."),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="JSON file for the results.")] = Path(
         "kernel.json"
     ),
@@ -60,70 +93,69 @@ def kernel_command(
     from rich.table import Table
 
     from lossgeometry.app.config import setup
-    from lossgeometry.kernel.spectrum import kernel_spectrum, spectrum_from_kernel
-    from lossgeometry.kernel.structured import build_plan
-    from lossgeometry.kernel.tangent import tangent_kernel
+    from lossgeometry.kernel.change import kernel_change
     from lossgeometry.results import atomic_write_json
 
     if at not in ("init", "trained", "both"):
         raise ValueError(f"--at must be 'init', 'trained' or 'both', got {at!r}")
     cfg = load_cli_config(config, model)
+    opts = study_options(
+        KO,
+        method=method,
+        kernel_method=kernel_method,
+        k=k,
+        tol=tol,
+        outputs=outputs,
+        max_size=max_size,
+        seed=int(cfg.get("seed", 0)) if seed is None else seed,
+    )
     s = setup(cfg, do_train=at != "init", progress=progress)
     pb = s.problem
-    points: dict[str, Any] = {"init": s.w0}
+    names = {"init": ["init"], "trained": ["trained"], "both": ["init", "trained"]}[at]
+    w_of = {"init": s.w0}
     if at != "init":
         assert s.trajectory is not None and s.trajectory.w_final is not None
-        points = (
-            {"trained": s.trajectory.w_final}
-            if at == "trained"
-            else {"init": s.w0, "trained": s.trajectory.w_final}
+        w_of["trained"] = s.trajectory.w_final
+    ch, kernels = kernel_change(
+        pb,
+        w_of[names[0]],
+        w_of[names[1]] if len(names) == 2 else None,
+        options=opts,
+        progress=progress,
+        return_kernels=True,
+    )
+    if save_kernel is not None and not kernels:
+        raise ValueError(
+            f"--save-kernel needs the dense kernel, but it was computed matrix-free by "
+            f"{ch.solver!r} (N = {ch.size}): pass --method dense or raise --max-size"
         )
-    dense_needed = save_kernel is not None or at == "both"
-    specs, kernels = {}, {}
-    for name, w in points.items():
-        if dense_needed and method in ("auto", "dense"):
-            K = tangent_kernel(pb, w, method=kernel_method, outputs=outputs, progress=progress)
-            specs[name] = spectrum_from_kernel(K, kernel_method=kernel_method, outputs=outputs)
-            kernels[name] = K
-        else:
-            specs[name] = kernel_spectrum(
-                pb,
-                w,
-                k=k,
-                method=method,
-                tol=tol,
-                outputs=outputs,
-                kernel_method=kernel_method,
-                progress=progress,
-            )
+    specs = dict(zip(names, (ch.start, ch.end), strict=False))
     results: dict[str, Any] = {
         "problem": pb.summary(),
         "normalization": "K = DF DF^T on the outputs (independent of the loss reduction)",
         "points": {n: sp.to_dict() for n, sp in specs.items()},
+        "summary": ch.summary(),
     }
-    if pb.is_mse:
-        c = pb.loss_scale
-        results["pl_star_mu"] = {n: 2 * c * max(sp.lambda_min, 0.0) for n, sp in specs.items()}
-    if len(kernels) == 2:
-        K0, KT = kernels["init"], kernels["trained"]
-        results["relative_change"] = float(
-            np.linalg.norm((KT - K0).double().cpu().numpy())
-            / np.linalg.norm(K0.double().cpu().numpy())
-        )
-    if kernel_method in ("auto", "structured"):
-        results["plan"] = build_plan(pb).describe()
+    if ch.loss_scale is not None:
+        results["pl_star_mu"] = {
+            n: ch.pl_star_mu(at) for n, at in zip(names, ("start", "end"), strict=False)
+        }
+    if ch.end is not None and not np.isnan(ch.relative_change):
+        results["relative_change"] = ch.relative_change
+    if ch.plan is not None:
+        results["plan"] = ch.plan
     atomic_write_json(out, results)
     if save_kernel is not None:
-        for name, K in kernels.items():
+        for name, K in zip(names, kernels.values(), strict=True):
             path = save_kernel.with_name(f"{save_kernel.stem}_{name}.npy")
             path.parent.mkdir(parents=True, exist_ok=True)
             np.save(path, K.cpu().numpy())
             console.print(f"kernel ({name}): {path}")
 
-    table = Table(title=f"tangent kernel, N = {next(iter(specs.values())).size} (p = {pb.p})")
+    table = Table(title=f"tangent kernel, N = {ch.size} (p = {pb.p})")
     for col in ("point", "λ_min", "λ_max", "κ", "method", "seconds"):
         table.add_column(col)
-    if pb.is_mse:
+    if ch.loss_scale is not None:
         table.add_column("µ = 2cλ_min")
     for name, sp in specs.items():
         row = [
@@ -134,7 +166,7 @@ def kernel_command(
             sp.method + ("" if sp.converged else " (not converged)"),
             f"{sp.seconds:.2f}",
         ]
-        if pb.is_mse:
+        if ch.loss_scale is not None:
             row.append(f"{results['pl_star_mu'][name]:.6g}")
         table.add_row(*row)
     console.print(table)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from lossgeometry.app.commands._defaults import study_options, with_default
 from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
@@ -15,6 +16,7 @@ from lossgeometry.app.options import (
     console,
     load_cli_config,
 )
+from lossgeometry.manifold.options import ManifoldOptions as MO
 
 
 @cli_errors
@@ -32,24 +34,47 @@ def manifold_command(
         ),
     ] = True,
     max_equations: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Study at most this many equations n·k (a seeded subset of samples) when "
-            "the full problem is larger."
+            help=with_default(
+                "Study at most this many equations n·k (a seeded subset of samples) when "
+                "the full problem is larger.",
+                MO,
+                "max_equations",
+            )
         ),
-    ] = 100,
+    ] = None,
     samples: Annotated[
         int | None,
         typer.Option(help="Study exactly the first N samples (overrides --max-equations)."),
     ] = None,
     hessian: Annotated[
-        str, typer.Option(help="Hessian nullity: auto, dense, randomized, lanczos or off.")
-    ] = "auto",
-    walk_steps: Annotated[int, typer.Option(help="Steps of the walk along the manifold.")] = 3,
+        str | None,
+        typer.Option(
+            help=with_default(
+                "Hessian nullity: auto, dense, randomized, lanczos or off.", MO, "hessian"
+            )
+        ),
+    ] = None,
+    walk_steps: Annotated[
+        int | None,
+        typer.Option(help=with_default("Steps of the walk along the manifold.", MO, "walk_steps")),
+    ] = None,
     walk_step_size: Annotated[
         float | None, typer.Option(help="Walk step length (default 0.01·‖w*‖).")
     ] = None,
-    tol: Annotated[float, typer.Option(help="Interpolation target ‖F − Y‖ < tol.")] = 1e-10,
+    tol: Annotated[
+        float | None,
+        typer.Option(help=with_default("Interpolation target ‖F − Y‖ < tol.", MO, "tol")),
+    ] = None,
+    max_iter: Annotated[
+        int | None,
+        typer.Option(help=with_default("Gauss–Newton iterations.", MO, "max_iter")),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the subset and directions (default: the config's seed)."),
+    ] = None,
     figure: Annotated[
         Path | None, typer.Option(help="Also save the 2×2 summary figure (PNG).")
     ] = None,
@@ -68,21 +93,25 @@ def manifold_command(
     from lossgeometry.results import atomic_write_json
 
     cfg = load_cli_config(config, model)
+    opts = study_options(
+        MO,
+        max_equations=max_equations,
+        hessian=False if hessian == "off" else hessian,
+        walk_steps=walk_steps,
+        walk_step_size=walk_step_size,
+        tol=tol,
+        max_iter=max_iter,
+        seed=int(cfg.get("seed", 0)) if seed is None else seed,
+    )
     s = setup(cfg, do_train=train, progress=progress)
     w = s.trajectory.w_final if (train and s.trajectory is not None) else s.w0
     if samples is not None and not 1 <= samples <= s.problem.n:
         raise ValueError(f"--samples must be between 1 and n = {s.problem.n}, got {samples}")
-    hess: bool | str = False if hessian == "off" else hessian
     res = analyze_manifold(
         s.problem,
         w,
-        max_equations=max_equations,
+        options=opts,
         samples=list(range(samples)) if samples is not None else None,
-        seed=int(cfg.get("seed", 0)),
-        tol=tol,
-        hessian=hess,
-        walk_steps=walk_steps,
-        walk_step_size=walk_step_size,
         progress=progress,
     )
     d = res.to_dict()

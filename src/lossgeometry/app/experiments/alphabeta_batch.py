@@ -7,58 +7,71 @@ here: an MLP on 1000 mnist1d samples, batch sizes 8…256, ``epochs`` fixed (ste
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lossgeometry.app.experiments.alphabeta_common import (
-    _DTYPES,
+    ClassifierSweep,
     RunSpec,
     Setting,
     cross_entropy_problem,
     load_data,
-    merged_config,
     run_sweep,
 )
 from lossgeometry.app.experiments.experiment import experiment
+from lossgeometry.app.experiments.options import experiment_options
+
+__all__ = ["AlphaBetaBatchConfig", "alphabeta_batch"]
 
 
-@experiment("alphabeta_batch")
+@dataclasses.dataclass(frozen=True)
+class AlphaBetaBatchConfig(ClassifierSweep):
+    """The ``alphabeta_batch`` experiment's TOML (besides the shared α-β sweep options)."""
+
+    batch_sizes: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
+    """The batch sizes swept."""
+    epochs: float = 40.0
+    """Epochs per run: ``steps = ⌈epochs · n / batch_size⌉``."""
+    width: int = 128
+    """MLP hidden width."""
+    depth: int = 2
+    """Hidden layers."""
+    activation: str = "relu"
+    """Hidden activation."""
+    optimizer: str = "sgd"
+    """A :func:`lossgeometry.train` optimizer name."""
+    lr: float = 0.1
+    """Learning rate at ``base_batch_size``."""
+    lr_scaling: Literal["none", "linear"] = "none"
+    """``"linear"``: ``lr · batch_size / base_batch_size``."""
+    base_batch_size: int = 32
+    """The batch size ``lr`` refers to."""
+
+
+@experiment("alphabeta_batch", options=AlphaBetaBatchConfig)
 def alphabeta_batch(
     cfg: dict[str, Any], out: Path, full: bool, progress: bool | None
 ) -> dict[str, Any]:
     """Sweep the batch size; the learning rate is kept fixed unless ``lr_scaling = "linear"``."""
     from lossgeometry import models
 
-    c = merged_config(cfg, full)
+    c = experiment_options(AlphaBetaBatchConfig, cfg, full)
     X, Y = load_data(c)
     n, d_in, classes = X.shape[0], X.shape[1], int(Y.max()) + 1
-    dtype = _DTYPES[c.get("dtype", "float32")]
-    epochs = float(c.get("epochs", 40))
-    base_b = int(c.get("base_batch_size", 32))
-    lr0 = float(c.get("lr", 0.1))
-    scaling = c.get("lr_scaling", "none")
-    if scaling not in ("none", "linear"):
-        raise ValueError(f"lr_scaling must be 'none' or 'linear', got {scaling!r}")
 
     def setting(b: int) -> Setting:
-        steps = max(1, math.ceil(epochs * n / b))
-        lr = lr0 * b / base_b if scaling == "linear" else lr0
+        steps = max(1, math.ceil(c.epochs * n / b))
+        lr = c.lr * b / c.base_batch_size if c.lr_scaling == "linear" else c.lr
 
         def make(seed: int) -> RunSpec:
             model = models.mlp(
-                d_in,
-                int(c.get("width", 128)),
-                int(c.get("depth", 2)),
-                classes,
-                activation=c.get("activation", "relu"),
-                seed=seed,
-            ).to(dtype)
-            return RunSpec(
-                cross_entropy_problem(model, X, Y), c.get("optimizer", "sgd"), steps, b, lr
-            )
+                d_in, c.width, c.depth, classes, activation=c.activation, seed=seed
+            ).to(c.torch_dtype)
+            return RunSpec(cross_entropy_problem(model, X, Y), c.optimizer, steps, b, lr)
 
         return Setting(f"batch_{b}", b, make)
 
-    settings = [setting(int(b)) for b in c.get("batch_sizes", [8, 16, 32, 64, 128, 256])]
+    settings = [setting(b) for b in c.batch_sizes]
     return run_sweep("alphabeta_batch", c, out, settings, xlabel="batch size", progress=progress)

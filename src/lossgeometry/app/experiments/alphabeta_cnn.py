@@ -7,56 +7,76 @@ a CNN on CIFAR-10. Default here: digits as ``1×8×8`` images; ``--full``: the `
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from lossgeometry.app.experiments.alphabeta_common import (
-    _DTYPES,
+    ClassifierSweep,
     RunSpec,
     Setting,
     cross_entropy_problem,
     load_data,
-    merged_config,
     run_sweep,
 )
 from lossgeometry.app.experiments.experiment import experiment
+from lossgeometry.app.experiments.options import experiment_options
+
+__all__ = ["AlphaBetaCNNConfig", "alphabeta_cnn"]
 
 
-@experiment("alphabeta_cnn")
+@dataclasses.dataclass(frozen=True)
+class AlphaBetaCNNConfig(ClassifierSweep):
+    """The ``alphabeta_cnn`` experiment's TOML (besides the shared α-β sweep options)."""
+
+    channels: tuple[int, ...] = (4, 8, 16, 32, 64)
+    """Channels of the second conv layer (swept)."""
+    first_channels: int = 8
+    """Channels of the first conv layer (fixed)."""
+    activation: str = "relu"
+    """Activation."""
+    pool: str = "avg"
+    """Pooling of the CNN."""
+    optimizer: str = "sgd"
+    """A :func:`lossgeometry.train` optimizer name."""
+    lr: float = 0.1
+    """Learning rate."""
+    steps: int = 400
+    """Optimizer steps per run."""
+    batch_size: int = 64
+    """Mini-batch size."""
+
+
+@experiment("alphabeta_cnn", options=AlphaBetaCNNConfig)
 def alphabeta_cnn(
     cfg: dict[str, Any], out: Path, full: bool, progress: bool | None
 ) -> dict[str, Any]:
     """Sweep the second conv layer's channels; heatmaps and smallest pairs per setting."""
     from lossgeometry import models
 
-    c = merged_config(cfg, full)
+    c = experiment_options(AlphaBetaCNNConfig, cfg, full)
     X, Y = load_data(c, images=True)
     classes = int(Y.max()) + 1
-    dtype = _DTYPES[c.get("dtype", "float32")]
 
     def setting(ch: int) -> Setting:
         def make(seed: int) -> RunSpec:
             model = models.cnn(
                 X.shape[1],
-                (int(c.get("first_channels", 8)), ch),
+                (c.first_channels, ch),
                 3,
                 classes,
                 input_size=tuple(X.shape[2:]),
-                activation=c.get("activation", "relu"),
-                pool=c.get("pool", "avg"),
+                activation=c.activation,
+                pool=c.pool,
                 seed=seed,
-            ).to(dtype)
+            ).to(c.torch_dtype)
             return RunSpec(
-                cross_entropy_problem(model, X, Y),
-                c.get("optimizer", "sgd"),
-                int(c.get("steps", 400)),
-                int(c.get("batch_size", 64)),
-                float(c.get("lr", 0.1)),
+                cross_entropy_problem(model, X, Y), c.optimizer, c.steps, c.batch_size, c.lr
             )
 
         return Setting(f"channels_{ch}", ch, make)
 
-    settings = [setting(int(ch)) for ch in c.get("channels", [4, 8, 16, 32, 64])]
+    settings = [setting(ch) for ch in c.channels]
     return run_sweep(
         "alphabeta_cnn",
         c,

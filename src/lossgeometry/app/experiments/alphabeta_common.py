@@ -7,13 +7,14 @@ and the per-seed traces are merged, so ``min T`` is over all steps of all runs, 
 Islamov et al. Finished settings are saved atomically under ``out/points/`` (a summary JSON
 and the trace) and skipped when the sweep is run again (resume).
 
-Config keys common to all α-β experiments (top level of the TOML; a ``[full]`` table
-overrides them under ``--full``):
-
-``data``, ``n`` (samples), ``seeds``, ``steps``, ``batch_size``, ``optimizer``, ``lr``,
-``margin`` (``α ≥ β + margin``, default 0.1), ``alpha_max`` / ``grid`` (heatmap grid, default:
-automatic / 41), ``exclude_last`` (steps at the end of each run left out of ``min T``,
-default 0), ``full_loss_every`` (default: automatic), ``dtype`` (``"float32"``).
+Configs are typed: :class:`AlphaBetaSweep` (the fields of
+:class:`~lossgeometry.conditions.alphabeta_study.AlphaBetaOptions` — ``margin``,
+``exclude_last``, ``grid``, ``alpha_max``, ``full_loss_every``, ``f_star`` with their
+defaults there — plus ``seeds`` and ``store_indices``) and :class:`ClassifierSweep` (adds the
+data: ``data``, ``n``, ``data_seed``, ``dtype``); each experiment derives its own with its
+model and run fields. A ``[full]`` table overrides them under ``--full``. Every setting's
+trace is analysed by :func:`~lossgeometry.conditions.alphabeta_study.analyze_trace` (the
+analysis of the CLI's and the report's α-β study).
 """
 
 from __future__ import annotations
@@ -23,24 +24,49 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from lossgeometry.app.config import resolve_dtype
 from lossgeometry.conditions.alphabeta import ConditionTrace, record_conditions
+from lossgeometry.conditions.alphabeta_study import AlphaBetaOptions, analyze_trace, heatmap_axis
 from lossgeometry.problem import Problem
 from lossgeometry.results import atomic_write_json
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+@dataclasses.dataclass(frozen=True)
+class AlphaBetaSweep(AlphaBetaOptions):
+    """Options every α-β sweep shares: the study's options, the seeds, the stored indices."""
+
+    seeds: tuple[int, ...] = (0,)
+    """Runs per setting: the seed fixes the initialization and the batch order."""
+    store_indices: bool = False
+    """Keep the batch indices in the saved traces."""
+
+    def study(self) -> AlphaBetaOptions:
+        """The :class:`AlphaBetaOptions` part."""
+        return AlphaBetaOptions(**{k: getattr(self, k) for k in AlphaBetaOptions.field_names()})
 
 
-def merged_config(cfg: dict[str, Any], full: bool) -> dict[str, Any]:
-    """``cfg`` with its ``[full]`` table applied when ``full`` (the table itself removed)."""
-    out = {k: v for k, v in cfg.items() if k != "full"}
-    if full:
-        out.update(cfg.get("full", {}))
-    return out
+@dataclasses.dataclass(frozen=True)
+class ClassifierSweep(AlphaBetaSweep):
+    """An α-β sweep on a classification data set (cross-entropy)."""
+
+    data: str = "digits"
+    """A :func:`lossgeometry.data.available` name (``"fashion-mnist:DIR"`` etc. for files)."""
+    n: int | None = None
+    """Samples (``None``: all)."""
+    data_seed: int = 0
+    """Seed of the sample choice."""
+    dtype: Literal["float32", "float64"] = "float32"
+    """Computation dtype."""
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """The torch dtype of :attr:`dtype`."""
+        return resolve_dtype(self.dtype)
 
 
 @dataclasses.dataclass
@@ -64,55 +90,43 @@ class Setting:
     make: Callable[[int], RunSpec]
 
 
-def load_data(cfg: dict[str, Any], *, images: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X, Y)`` of ``cfg["data"]`` with ``cfg["n"]`` samples, integer labels.
+def load_data(cfg: ClassifierSweep, *, images: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X, Y)`` of ``cfg.data`` with ``cfg.n`` samples, integer labels.
 
     ``images=True`` returns ``(n, C, H, W)`` (digits become ``1×8×8``); otherwise flat inputs.
     """
     from lossgeometry import data
 
-    dtype = _DTYPES[cfg.get("dtype", "float32")]
-    name = cfg.get("data", "digits")
-    ds = data.load(name, n=cfg.get("n"), seed=int(cfg.get("data_seed", 0)), dtype=dtype)
+    ds = data.load(cfg.data, n=cfg.n, seed=cfg.data_seed, dtype=cfg.torch_dtype)
     X, Y = ds.X, ds.Y
     if images:
         if X.ndim == 2:
             side = math.isqrt(X.shape[1])
             if side * side != X.shape[1]:
-                raise ValueError(f"{name} inputs of size {X.shape[1]} are not square images")
+                raise ValueError(f"{cfg.data} inputs of size {X.shape[1]} are not square images")
             X = X.reshape(X.shape[0], 1, side, side)
     else:
         X = X.reshape(X.shape[0], -1)
     return X, Y
 
 
-def summarize(label: str, x: Any, trace: ConditionTrace, margin: float, exclude_last: int) -> dict:
-    """The JSON row of one setting: smallest pair, Aiming, PL, losses."""
-    pair = trace.smallest_pair(margin, exclude_last=exclude_last)
-    row: dict[str, Any] = {
-        "setting": label,
-        "x": x,
-        "alpha": None if pair is None else pair[0],
-        "beta": None if pair is None else pair[1],
-        "alpha_max_at_beta0": float(trace.alpha_interval([0.0], exclude_last=exclude_last)[1][0]),
-        "p": trace.p,
-        "runs": len(trace.seeds),
-        "steps": int(trace.steps_per_run[0]),
-        "final_loss_mean": float(np.mean(trace.final_loss)),
-        "max_replay_error": float(trace.replay_error.max()),
-        "seconds": trace.wall_time,
-    }
-    if trace.full_step.size and not np.all(np.isnan(trace.full_inner)):
-        am = trace.aiming("full")
-        row["aiming_negative_fraction"] = am.negative_fraction
-        row["aiming_min_coefficient"] = am.min_coefficient
-        row["pl_mu_delta2"] = float(trace.pl_relaxed([2.0]).mu[0])
+def summarize(label: str, x: Any, trace: ConditionTrace, options: AlphaBetaOptions) -> dict:
+    """The JSON row of one setting: the study's summary (smallest pair, Aiming, PL, losses)."""
+    st = analyze_trace(trace, options=options).summary()
+    row: dict[str, Any] = {"setting": label, "x": x}
+    row.update({k: st[k] for k in ("alpha", "beta", "alpha_max_at_beta0")})
+    row["p"] = trace.p
+    row.update({k: st[k] for k in ("runs", "steps", "final_loss_mean", "max_replay_error")})
+    row["seconds"] = trace.wall_time
+    for k in ("aiming_negative_fraction", "aiming_min_coefficient", "pl_mu_delta2"):
+        if k in st:
+            row[k] = st[k]
     return row
 
 
 def run_sweep(
     name: str,
-    cfg: dict[str, Any],
+    cfg: AlphaBetaSweep,
     out: Path,
     settings: Sequence[Setting],
     *,
@@ -122,9 +136,7 @@ def run_sweep(
     log: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     """Record every setting (resuming finished ones), write figures and ``results.json``."""
-    seeds = [int(s) for s in cfg.get("seeds", [0])]
-    margin = float(cfg.get("margin", 0.1))
-    exclude_last = int(cfg.get("exclude_last", 0))
+    study = cfg.study()
     points = out / "points"
     points.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
@@ -138,7 +150,7 @@ def run_sweep(
                 log(f"[{name}] {s.label}: done earlier (resumed)")
             continue
         parts = []
-        for seed in seeds:
+        for seed in cfg.seeds:
             spec = s.make(seed)
             parts.append(
                 record_conditions(
@@ -149,13 +161,14 @@ def run_sweep(
                     seeds=(seed,),
                     lr=spec.lr,
                     optimizer_kwargs=spec.optimizer_kwargs,
-                    full_loss_every=cfg.get("full_loss_every"),
-                    store_indices=bool(cfg.get("store_indices", False)),
+                    f_star=study.f_star,
+                    full_loss_every=study.full_loss_every,
+                    store_indices=cfg.store_indices,
                     progress=progress,
                 )
             )
         trace = ConditionTrace.concat(parts)
-        row = summarize(s.label, s.x, trace, margin, exclude_last)
+        row = summarize(s.label, s.x, trace, study)
         trace.save(tfile)
         atomic_write_json(pfile, row)
         traces[s.label] = trace
@@ -164,31 +177,20 @@ def run_sweep(
             a, b = row["alpha"], row["beta"]
             pair = "none" if a is None else f"({a:.3g}, {b:.3g})"
             log(f"[{name}] {s.label}: smallest pair {pair}, {row['seconds']:.1f} s")
-    alphas, betas = heatmap_grid(cfg, rows)
-    write_figures(name, out, traces, rows, alphas, betas, margin, xlabel, xlog)
+    alphas = heatmap_axis(study, [r["alpha"] for r in rows])
+    betas = alphas.copy()
+    write_figures(name, out, traces, rows, alphas, betas, study.margin, xlabel, xlog)
     result = {
         "experiment": name,
-        "config": cfg,
-        "margin": margin,
-        "exclude_last": exclude_last,
+        "config": cfg.to_dict(),
+        "margin": study.margin,
+        "exclude_last": study.exclude_last,
         "alphas": alphas,
         "betas": betas,
         "rows": rows,
     }
     atomic_write_json(out / "results.json", result)
     return {"experiment": name, "out": str(out), "rows": rows}
-
-
-def heatmap_grid(cfg: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """A common ``(α, β)`` grid for all settings: ``[0, alpha_max]`` (automatic by default)."""
-    size = int(cfg.get("grid", 41))
-    top = cfg.get("alpha_max")
-    if top is None:
-        found = [r["alpha"] for r in rows if r["alpha"] is not None]
-        top = max([1.0, *(1.5 * a + 0.5 for a in found)])
-        top = float(math.ceil(top))
-    g = np.linspace(0.0, float(top), size)
-    return g, g.copy()
 
 
 def write_figures(

@@ -12,6 +12,7 @@ writes ``halfspace.png``: loss, gradient norm and ``cos ∠(∇f(x_k), x_k − x
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,57 @@ import torch
 from torch import nn
 
 from lossgeometry.app.experiments.alphabeta_common import (
+    AlphaBetaSweep,
     RunSpec,
     Setting,
     _save,
-    merged_config,
     run_sweep,
 )
 from lossgeometry.app.experiments.experiment import experiment
+from lossgeometry.app.experiments.options import experiment_options
+from lossgeometry.options import OptionsError
 from lossgeometry.problem import Problem
 from lossgeometry.results import atomic_write_json
+
+__all__ = ["AlphaBetaHalfspaceConfig", "alphabeta_halfspace", "halfspace_data"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AlphaBetaHalfspaceConfig(AlphaBetaSweep):
+    """The ``alphabeta_halfspace`` experiment's TOML (besides the shared α-β sweep options)."""
+
+    full_loss_every: int | None = 1
+    """Full-data records every step: ``n`` is tiny, the full gradient is cheap."""
+    per_class: int = 20
+    """Points per class (the paper's 20)."""
+    dim: int = 2
+    """Input dimension."""
+    separation: float = 0.6
+    """Class means ``offset·1 ± separation·e_1``."""
+    offset: float = 4.0
+    """Uncentered inputs (ill-conditioned landscape, curved runs)."""
+    data_seed: int = 0
+    """Seed of the data."""
+    inits: tuple[tuple[float, ...], ...] = ((1.0, -1.0, -3.0), (0.0, 0.0, 0.0), (-1.0, 1.0, 3.0))
+    """Initializations ``[w_1, …, w_dim, b]``: the settings."""
+    lr: float = 0.25
+    """SGD step (the paper's 1/4)."""
+    batch_size: int = 1
+    """Mini-batch size (the paper's 1)."""
+    steps: int = 1500
+    """SGD steps per run."""
+    early_steps: int = 300
+    """Steps counted as early for the reported Aiming failure fraction."""
+
+    def check(self) -> None:
+        """Each init has ``dim + 1`` numbers."""
+        super().check()
+        for init in self.inits:
+            if len(init) != self.dim + 1:
+                raise OptionsError(
+                    f"each init is [w_1, …, w_{self.dim}, b]: {self.dim + 1} numbers, got "
+                    f"{list(init)}"
+                )
 
 
 def halfspace_data(
@@ -47,44 +90,27 @@ def halfspace_data(
     return X, Y
 
 
-@experiment("alphabeta_halfspace")
+@experiment("alphabeta_halfspace", options=AlphaBetaHalfspaceConfig)
 def alphabeta_halfspace(
     cfg: dict[str, Any], out: Path, full: bool, progress: bool | None
 ) -> dict[str, Any]:
     """One setting per initialization; Aiming and α-β on each SGD run."""
-    c = merged_config(cfg, full)
-    c.setdefault("full_loss_every", 1)  # n is tiny: the full gradient every step is cheap
-    dim = int(c.get("dim", 2))
-    X, Y = halfspace_data(
-        int(c.get("per_class", 20)),
-        dim,
-        float(c.get("separation", 0.6)),
-        float(c.get("offset", 4.0)),
-        int(c.get("data_seed", 0)),
-    )
-    inits = c.get("inits", [[1.0, -1.0, -3.0], [0.0, 0.0, 0.0], [-1.0, 1.0, 3.0]])
+    c = experiment_options(AlphaBetaHalfspaceConfig, cfg, full)
+    dim = c.dim
+    X, Y = halfspace_data(c.per_class, dim, c.separation, c.offset, c.data_seed)
 
     def setting(j: int, init: list[float]) -> Setting:
-        if len(init) != dim + 1:
-            raise ValueError(f"each init is [w_1, …, w_{dim}, b]: {dim + 1} numbers, got {init}")
-
         def make(seed: int) -> RunSpec:
             model = nn.Sequential(nn.Linear(dim, 1), nn.Sigmoid()).double()
             with torch.no_grad():
                 model[0].weight.copy_(torch.tensor([init[:dim]], dtype=torch.float64))
                 model[0].bias.fill_(float(init[dim]))
             pb = Problem(model, X, Y, loss="mse", reduction="mean")
-            return RunSpec(
-                pb,
-                "sgd",
-                int(c.get("steps", 1500)),
-                int(c.get("batch_size", 1)),
-                float(c.get("lr", 0.25)),
-            )
+            return RunSpec(pb, "sgd", c.steps, c.batch_size, c.lr)
 
         return Setting(f"init_{j}", "[" + ", ".join(f"{v:g}" for v in init) + "]", make)
 
-    settings = [setting(j, list(map(float, v))) for j, v in enumerate(inits)]
+    settings = [setting(j, list(v)) for j, v in enumerate(c.inits)]
     summary = run_sweep(
         "alphabeta_halfspace",
         c,
@@ -94,7 +120,7 @@ def alphabeta_halfspace(
         xlog=False,
         progress=progress,
     )
-    _halfspace_figure(out, [s.label for s in settings], int(c.get("early_steps", 300)), summary)
+    _halfspace_figure(out, [s.label for s in settings], c.early_steps, summary)
     return summary
 
 

@@ -9,25 +9,49 @@ the config (``[optimizers.NAME] optimizer = "...", lr = ...``), including lossge
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from lossgeometry.app.experiments.alphabeta_common import (
-    _DTYPES,
+    ClassifierSweep,
     RunSpec,
     Setting,
     cross_entropy_problem,
     load_data,
-    merged_config,
     run_sweep,
 )
 from lossgeometry.app.experiments.experiment import experiment
+from lossgeometry.app.experiments.options import experiment_options
 
-_DEFAULT = {
-    "sgd": {"optimizer": "sgd", "lr": 0.1},
-    "momentum": {"optimizer": "momentum", "lr": 0.02},
-    "adam": {"optimizer": "adam", "lr": 0.001},
-}
+__all__ = ["AlphaBetaOptimizersConfig", "alphabeta_optimizers"]
+
+
+def _default_table() -> dict[str, Any]:
+    return {
+        "sgd": {"optimizer": "sgd", "lr": 0.1},
+        "momentum": {"optimizer": "momentum", "lr": 0.02},
+        "adam": {"optimizer": "adam", "lr": 0.001},
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class AlphaBetaOptimizersConfig(ClassifierSweep):
+    """The ``alphabeta_optimizers`` experiment's TOML (besides the shared α-β sweep options)."""
+
+    optimizers: dict[str, Any] = dataclasses.field(default_factory=_default_table)
+    """One table per setting: ``optimizer`` (a :func:`lossgeometry.train` name or a class of
+    :mod:`lossgeometry.optim`), ``lr``, ``kwargs``. A table in the TOML replaces this one."""
+    width: int = 128
+    """MLP hidden width."""
+    depth: int = 2
+    """Hidden layers."""
+    activation: str = "relu"
+    """Hidden activation."""
+    steps: int = 400
+    """Optimizer steps per run."""
+    batch_size: int = 64
+    """Mini-batch size."""
 
 
 def _optimizer(spec: dict[str, Any]) -> tuple[Any, float | None, dict[str, Any] | None]:
@@ -45,39 +69,26 @@ def _optimizer(spec: dict[str, Any]) -> tuple[Any, float | None, dict[str, Any] 
     return name, None if lr is None else float(lr), kwargs or None
 
 
-@experiment("alphabeta_optimizers")
+@experiment("alphabeta_optimizers", options=AlphaBetaOptimizersConfig)
 def alphabeta_optimizers(
     cfg: dict[str, Any], out: Path, full: bool, progress: bool | None
 ) -> dict[str, Any]:
     """One setting per optimizer of ``[optimizers]``; heatmaps and smallest pairs."""
     from lossgeometry import models
 
-    c = merged_config(cfg, full)
+    c = experiment_options(AlphaBetaOptimizersConfig, cfg, full)
     X, Y = load_data(c)
     d_in, classes = X.shape[1], int(Y.max()) + 1
-    dtype = _DTYPES[c.get("dtype", "float32")]
-    table = c.get("optimizers", _DEFAULT)
+    table = c.optimizers
 
     def setting(label: str, spec: dict[str, Any]) -> Setting:
         opt, lr, kw = _optimizer(spec)
 
         def make(seed: int) -> RunSpec:
             model = models.mlp(
-                d_in,
-                int(c.get("width", 128)),
-                int(c.get("depth", 2)),
-                classes,
-                activation=c.get("activation", "relu"),
-                seed=seed,
-            ).to(dtype)
-            return RunSpec(
-                cross_entropy_problem(model, X, Y),
-                opt,
-                int(c.get("steps", 400)),
-                int(c.get("batch_size", 64)),
-                lr,
-                kw,
-            )
+                d_in, c.width, c.depth, classes, activation=c.activation, seed=seed
+            ).to(c.torch_dtype)
+            return RunSpec(cross_entropy_problem(model, X, Y), opt, c.steps, c.batch_size, lr, kw)
 
         return Setting(label, label, make)
 

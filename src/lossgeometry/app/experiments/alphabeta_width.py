@@ -8,55 +8,73 @@ config's ``[full]`` table (use ``data = "fashion-mnist:DIR"`` for the paper's da
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from lossgeometry.app.experiments.alphabeta_common import (
-    _DTYPES,
+    ClassifierSweep,
     RunSpec,
     Setting,
     cross_entropy_problem,
     load_data,
-    merged_config,
     run_sweep,
 )
 from lossgeometry.app.experiments.experiment import experiment
+from lossgeometry.app.experiments.options import experiment_options
+
+__all__ = ["AlphaBetaWidthConfig", "alphabeta_width"]
 
 
-@experiment("alphabeta_width")
+@dataclasses.dataclass(frozen=True)
+class AlphaBetaWidthConfig(ClassifierSweep):
+    """The ``alphabeta_width`` experiment's TOML (besides the shared α-β sweep options)."""
+
+    widths: tuple[int, ...] = (32, 64, 128, 256, 512, 1024)
+    """Widths of the second hidden layer (swept)."""
+    first_width: int = 128
+    """Width of the first hidden layer (fixed)."""
+    activation: str = "relu"
+    """Hidden activation."""
+    optimizer: str = "sgd"
+    """A :func:`lossgeometry.train` optimizer name."""
+    lr: float = 0.1
+    """Learning rate."""
+    steps: int = 400
+    """Optimizer steps per run."""
+    batch_size: int = 64
+    """Mini-batch size."""
+
+
+@experiment("alphabeta_width", options=AlphaBetaWidthConfig)
 def alphabeta_width(
     cfg: dict[str, Any], out: Path, full: bool, progress: bool | None
 ) -> dict[str, Any]:
     """Sweep the second hidden layer's width; heatmaps and smallest pairs per width."""
     from lossgeometry import models
 
-    c = merged_config(cfg, full)
+    c = experiment_options(AlphaBetaWidthConfig, cfg, full)
     X, Y = load_data(c)
     d_in, classes = X.shape[1], int(Y.max()) + 1
-    dtype = _DTYPES[c.get("dtype", "float32")]
 
     def setting(w: int) -> Setting:
         def make(seed: int) -> RunSpec:
             model = models.mlp(
                 d_in,
-                int(c.get("first_width", 128)),
+                c.first_width,
                 2,
                 classes,
-                activation=c.get("activation", "relu"),
+                activation=c.activation,
                 bottleneck=w,
                 seed=seed,
-            ).to(dtype)
+            ).to(c.torch_dtype)
             return RunSpec(
-                cross_entropy_problem(model, X, Y),
-                c.get("optimizer", "sgd"),
-                int(c.get("steps", 400)),
-                int(c.get("batch_size", 64)),
-                float(c.get("lr", 0.1)),
+                cross_entropy_problem(model, X, Y), c.optimizer, c.steps, c.batch_size, c.lr
             )
 
         return Setting(f"width_{w}", w, make)
 
-    settings = [setting(int(w)) for w in c.get("widths", [32, 64, 128, 256, 512, 1024])]
+    settings = [setting(w) for w in c.widths]
     return run_sweep(
         "alphabeta_width",
         c,

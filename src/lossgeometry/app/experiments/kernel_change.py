@@ -15,76 +15,115 @@ and fits the log–log slope of the relative change against ``m``. The Hessian b
 decays faster (about ``1/m``, consistent with the ``O(1/m)`` kernel velocity found by Dyer &
 Gur-Ari, arXiv:1909.11304). A ``tanh`` output keeps its Θ(1) curvature and does not decay.
 
-Config (``configs/kernel_change.toml``): ``widths``, ``seeds``, ``variants``, ``depth``,
-``activation``, ``lr_scale``, ``target``, ``max_steps``, ``dtype``, ``[data]``, ``[full]``.
+The kernels are measured by :func:`lossgeometry.kernel.change.kernel_change` (the study the
+CLI's ``kernel`` command and the report's kernel section call), with ``spectral_norm`` on.
+
+Config (``configs/kernel_change.toml``): the fields of :class:`KernelChangeConfig` —
+``widths``, ``seeds``, ``variants``, ``depth``, ``activation``, ``lr_scale``, ``target``,
+``max_steps``, ``record_every``, ``dtype``, ``[data]``, ``[kernel]`` (options of the kernel
+study) — and a ``[full]`` table applied with ``--full``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from lossgeometry._progress import progress_bar
+from lossgeometry.app.config import resolve_dtype
 from lossgeometry.app.experiments.experiment import experiment
-from lossgeometry.app.experiments.plstar_common import (
-    cached_point,
-    dtype_of,
-    loglog_slope,
-    merged_config,
-    square_loss_data,
-)
+from lossgeometry.app.experiments.options import DataTable, experiment_options, square_loss_data
+from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope
+from lossgeometry.kernel.change import KernelChangeOptions
+from lossgeometry.options import Options, OptionsError
 from lossgeometry.results import atomic_write_json
 
-__all__ = ["kernel_change", "measure_kernel_change"]
+__all__ = ["KernelChangeConfig", "kernel_change", "measure_kernel_change"]
 
 _VARIANTS = {"linear": "linear output", "tanh_output": "tanh output"}
 
 
+@dataclasses.dataclass(frozen=True)
+class KernelChangeConfig(Options):
+    """The ``kernel_change`` experiment's TOML."""
+
+    widths: tuple[int, ...] = (32, 64, 128, 256, 512)
+    """Hidden widths ``m`` (at least two)."""
+    seeds: tuple[int, ...] = (0,)
+    """Initializations per width (medians are reported)."""
+    variants: tuple[Literal["linear", "tanh_output"], ...] = ("linear", "tanh_output")
+    """Linear output layer, ``tanh`` output layer."""
+    depth: int = 2
+    """Hidden layers of the NTK MLP."""
+    activation: str = "tanh"
+    """Hidden activation."""
+    lr_scale: float = 1.0
+    """``lr = lr_scale / λ_max(∇²L(w0))``."""
+    target: float = 1e-2
+    """Train until ``L(w_T) ≤ target · L(w0)`` ..."""
+    max_steps: int = 2000
+    """... or this many GD steps."""
+    record_every: int = 10
+    """Record stride of the training runs."""
+    dtype: Literal["float32", "float64"] = "float64"
+    """Computation dtype."""
+    data: DataTable = dataclasses.field(default_factory=lambda: DataTable(n=32))
+    """The ``[data]`` table."""
+    kernel: KernelChangeOptions = dataclasses.field(
+        default_factory=lambda: KernelChangeOptions(spectral_norm=True)
+    )
+    """Options of the kernel study (``[kernel]``); the spectral-norm change is reported."""
+
+    def check(self) -> None:
+        """At least two widths."""
+        if len(self.widths) < 2:
+            raise OptionsError("the kernel-change sweep needs at least two widths")
+
+
 def measure_kernel_change(
-    c: dict[str, Any], variant: str, width: int, seed: int, X: torch.Tensor, Y: torch.Tensor
+    c: KernelChangeConfig, variant: str, width: int, seed: int, X: torch.Tensor, Y: torch.Tensor
 ) -> dict[str, Any]:
     """Train one (variant, width, seed) and measure how far its tangent kernel moved."""
     from lossgeometry import Problem, models, train
     from lossgeometry.curvature.stepsize import auto_lr
-    from lossgeometry.kernel import tangent_kernel
+    from lossgeometry.kernel.change import kernel_change as kernel_study
 
     if variant not in _VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; use one of {sorted(_VARIANTS)}")
     t0 = time.perf_counter()
-    dtype = dtype_of(c)
+    dtype = resolve_dtype(c.dtype)
     kw = {"output_activation": "tanh"} if variant == "tanh_output" else {}
     model = models.mlp(
         X.shape[1],
         width,
-        int(c.get("depth", 2)),
+        c.depth,
         Y.shape[1],
-        activation=c.get("activation", "tanh"),
+        activation=c.activation,
         parameterization="ntk",
         seed=seed,
         **kw,
     ).to(dtype)
     problem = Problem(model, X.to(dtype), Y.to(dtype))
     w0 = problem.params()
-    lr = float(c.get("lr_scale", 1.0)) * auto_lr(problem, w0, seed=seed)
+    lr = c.lr_scale * auto_lr(problem, w0, seed=seed)
     L0 = float(problem.loss(w0))
     run = train(
         problem,
         "gd",
-        steps=int(c.get("max_steps", 2000)),
+        steps=c.max_steps,
         lr=lr,
-        record_every=int(c.get("record_every", 10)),
+        record_every=c.record_every,
         seed=seed,
-        stop_loss=float(c.get("target", 1e-2)) * L0,
+        stop_loss=c.target * L0,
     )
-    K0 = tangent_kernel(problem, w0).to(torch.float64)
-    KT = tangent_kernel(problem, run.w_final).to(torch.float64)
-    dK = KT - K0
-    ev0 = torch.linalg.eigvalsh(K0)
-    evT = torch.linalg.eigvalsh(KT)
+    ch = kernel_study(problem, w0, run.w_final, options=c.kernel)
+    assert ch.end is not None
+    lam0, lamT = ch.start.lambda_min, ch.end.lambda_min
     return {
         "variant": variant,
         "width": width,
@@ -95,44 +134,24 @@ def measure_kernel_change(
         "initial_loss": L0,
         "final_loss": float(run.loss[-1]),
         "distance": float(run.distance[-1]),
-        "rel_change_fro": float(torch.linalg.matrix_norm(dK) / torch.linalg.matrix_norm(K0)),
-        "rel_change_spec": float(
-            torch.linalg.matrix_norm(dK, ord=2) / torch.linalg.matrix_norm(K0, ord=2)
-        ),
-        "lambda_min_w0": float(ev0[0]),
-        "lambda_min_wT": float(evT[0]),
-        "rel_change_lambda_min": float(abs(evT[0] - ev0[0]) / abs(ev0[0]))
-        if ev0[0] != 0
-        else float("inf"),
+        "rel_change_fro": ch.relative_change,
+        "rel_change_spec": ch.relative_change_spectral,
+        "lambda_min_w0": lam0,
+        "lambda_min_wT": lamT,
+        "rel_change_lambda_min": float(abs(lamT - lam0) / abs(lam0)) if lam0 != 0 else float("inf"),
         "seconds": time.perf_counter() - t0,
     }
 
 
-@experiment("kernel_change")
+@experiment("kernel_change", options=KernelChangeConfig)
 def kernel_change(
     cfg: dict[str, Any], out: Path, full: bool, progress: bool | None
 ) -> dict[str, Any]:
     """Sweep the width; writes ``results.json`` and ``kernel_change_vs_width.png`` into ``out``."""
-    c = merged_config(cfg, full)
-    X, Y = square_loss_data(c, default_n=32)
-    widths = [int(m) for m in c.get("widths", [32, 64, 128, 256, 512])]
-    seeds = [int(s) for s in c.get("seeds", [0])]
-    variants = list(c.get("variants", ["linear", "tanh_output"]))
-    if len(widths) < 2:
-        raise ValueError("the kernel-change sweep needs at least two widths")
-    key_base = {
-        k: c.get(k)
-        for k in (
-            "depth",
-            "activation",
-            "lr_scale",
-            "target",
-            "max_steps",
-            "record_every",
-            "dtype",
-            "data",
-        )
-    }
+    c = experiment_options(KernelChangeConfig, cfg, full)
+    X, Y = square_loss_data(c.data, resolve_dtype(c.dtype))
+    widths, seeds, variants = list(c.widths), list(c.seeds), list(c.variants)
+    key_base = {k: v for k, v in c.to_dict().items() if k not in ("widths", "seeds", "variants")}
     grid = [(v, m, s) for v in variants for m in widths for s in seeds]
     points = []
     for v, m, s in progress_bar(grid, progress, desc="kernel change", unit="run"):
@@ -178,7 +197,7 @@ def kernel_change(
         {
             "experiment": "kernel_change",
             "full": full,
-            "config": c,
+            "config": c.to_dict(),
             "summary": summary,
             "points": points,
             "figures": [fig_name],

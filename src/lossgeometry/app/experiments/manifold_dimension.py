@@ -28,62 +28,102 @@ Each grid point is saved under ``out/points/`` and skipped on a re-run (resume).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
 from lossgeometry._progress import progress_bar
 from lossgeometry.app.experiments.experiment import experiment
+from lossgeometry.app.experiments.manifold_dimension_plots import plot_degenerate, plot_main
+from lossgeometry.app.experiments.options import experiment_options
+from lossgeometry.options import Options, OptionsError
 from lossgeometry.results import atomic_write_json
 
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "datasets": ["digits", "synthetic-regression"],
-    "widths": {"digits": [4, 16, 32], "synthetic-regression": [4, 16, 32]},
-    "samples": {"digits": [10, 20, 40], "synthetic-regression": [10, 50, 200]},
-    "synthetic": {"d": 10, "k": 1},
-    "max_iter": 100,
-    "tol": 1e-10,
-    "hessian_max_p": 3000,
-    "pca_max_dim": 60,
-    "pca_step": 1e-6,
-    "degenerate": {
-        "enabled": True,
-        "n": 20,
-        "depths": [1, 2, 3],
-        "widths": [4, 8, 16],
-    },
-}
+__all__ = ["DegenerateTable", "ManifoldDimensionConfig", "SyntheticTable", "manifold_dimension"]
+
+_DATASETS = ("digits", "synthetic-regression")
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
+@dataclasses.dataclass(frozen=True)
+class SyntheticTable(Options):
+    """``[synthetic]``: the synthetic-regression data."""
+
+    d: int = 10
+    """Input dimension."""
+    k: int = 1
+    """Outputs per sample."""
 
 
-def _config(cfg: dict[str, Any], full: bool) -> dict[str, Any]:
-    c = _merge(DEFAULTS, {k: v for k, v in cfg.items() if k not in ("experiment", "full")})
-    if full and isinstance(cfg.get("full"), dict):
-        c = _merge(c, cfg["full"])
-    return c
+@dataclasses.dataclass(frozen=True)
+class DegenerateTable(Options):
+    """``[degenerate]``: bias-free tanh MLPs on ``n`` digits with two (or all) zero layers."""
+
+    enabled: bool = True
+    """Run this part."""
+    n: int = 20
+    """Samples."""
+    depths: tuple[int, ...] = (1, 2, 3)
+    """Hidden layers."""
+    widths: tuple[int, ...] = (4, 8, 16)
+    """Hidden widths."""
 
 
-def _data(name: str, n: int, c: dict[str, Any], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclasses.dataclass(frozen=True)
+class ManifoldDimensionConfig(Options):
+    """The ``manifold_dimension`` experiment's TOML."""
+
+    MERGED_TABLES: ClassVar[tuple[str, ...]] = ("widths", "samples")
+
+    seed: int = 0
+    """Seed of the data and the initializations."""
+    datasets: tuple[str, ...] = _DATASETS
+    """``"digits"`` (one-hot, ``k = 10``) and/or ``"synthetic-regression"``."""
+    widths: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"digits": [4, 16, 32], "synthetic-regression": [4, 16, 32]}
+    )
+    """Hidden widths per dataset (``[widths]``, merged over these)."""
+    samples: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"digits": [10, 20, 40], "synthetic-regression": [10, 50, 200]}
+    )
+    """Sample counts ``n`` per dataset (``[samples]``, merged over these)."""
+    synthetic: SyntheticTable = dataclasses.field(default_factory=SyntheticTable)
+    """The ``[synthetic]`` table."""
+    max_iter: int = 100
+    """Gauss–Newton iterations per point."""
+    tol: float = 1e-10
+    """Interpolation target ``‖F − Y‖``."""
+    hessian_max_p: int = 3000
+    """Dense Hessian up to this ``p`` (randomized range finder above)."""
+    pca_max_dim: int = 60
+    """Walk + PCA local dimension when ``p − nk ≤`` this."""
+    pca_step: float = 1e-6
+    """Walk step, relative to ``‖w*‖``."""
+    degenerate: DegenerateTable = dataclasses.field(default_factory=DegenerateTable)
+    """The ``[degenerate]`` table."""
+
+    def check(self) -> None:
+        """Known datasets, each with widths and samples."""
+        for ds in self.datasets:
+            if ds not in _DATASETS:
+                raise OptionsError(f"datasets: {ds!r} is not 'digits' or 'synthetic-regression'")
+            for table in ("widths", "samples"):
+                if ds not in getattr(self, table):
+                    raise OptionsError(f"[{table}] has no entry for dataset {ds!r}")
+
+
+def _data(
+    name: str, n: int, c: ManifoldDimensionConfig, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     from lossgeometry import data
 
     if name == "digits":
         ds = data.load("digits", n=n, seed=seed, one_hot=True)
     elif name == "synthetic-regression":
-        ds = data.load("synthetic-regression", n=n, seed=seed, **c["synthetic"])
+        ds = data.load("synthetic-regression", n=n, seed=seed, **c.synthetic.to_dict())
     else:
         raise ValueError(f"dataset must be 'digits' or 'synthetic-regression', got {name!r}")
     X = ds.X.reshape(n, -1).double()
@@ -93,10 +133,10 @@ def _data(name: str, n: int, c: dict[str, Any], seed: int) -> tuple[torch.Tensor
     return X - X.mean(dim=0, keepdim=True), ds.Y.reshape(n, -1).double()
 
 
-def _point(dataset: str, width: int, n: int, c: dict[str, Any]) -> dict[str, Any]:
+def _point(dataset: str, width: int, n: int, c: ManifoldDimensionConfig) -> dict[str, Any]:
     import lossgeometry as lg
 
-    seed = int(c["seed"])
+    seed = c.seed
     X, Y = _data(dataset, n, c, seed)
     model = lg.models.mlp(X.shape[1], width, 1, Y.shape[1], activation="tanh", seed=seed)
     problem = lg.Problem(model.double(), X, Y)
@@ -111,9 +151,7 @@ def _point(dataset: str, width: int, n: int, c: dict[str, Any]) -> dict[str, Any
         "expected_dimension": problem.p - nk,
     }
     t0 = time.perf_counter()
-    sol = lg.find_interpolant(
-        problem, tol=float(c["tol"]), max_iter=int(c["max_iter"]), progress=False
-    )
+    sol = lg.find_interpolant(problem, tol=c.tol, max_iter=c.max_iter, progress=False)
     row.update(
         interpolated=sol.success,
         residual_norm=sol.residual_norm,
@@ -121,7 +159,7 @@ def _point(dataset: str, width: int, n: int, c: dict[str, Any]) -> dict[str, Any
         reason=sol.reason,
     )
     if sol.success:
-        hess = "dense" if problem.p <= int(c["hessian_max_p"]) else "auto"
+        hess = "dense" if problem.p <= c.hessian_max_p else "auto"
         rep = lg.solution_manifold(problem, sol.w, hessian=hess)
         row.update(
             rank=rep.rank.rank,
@@ -134,8 +172,8 @@ def _point(dataset: str, width: int, n: int, c: dict[str, Any]) -> dict[str, Any
             regular=rep.rank.rank == nk,
         )
         dim = rep.dimension
-        if 0 < dim <= int(c["pca_max_dim"]):
-            h = float(c["pca_step"]) * max(1.0, float(sol.w.norm()))
+        if 0 < dim <= c.pca_max_dim:
+            h = c.pca_step * max(1.0, float(sol.w.norm()))
             walk = lg.walk_manifold(problem, sol.w, 2 * dim + 10, h, seed=seed, pca=True)
             row.update(
                 pca_dimension=walk.local_dimension,
@@ -147,13 +185,13 @@ def _point(dataset: str, width: int, n: int, c: dict[str, Any]) -> dict[str, Any
 
 
 def _degenerate_point(
-    depth: int, width: int, layers: list[int], c: dict[str, Any]
+    depth: int, width: int, layers: list[int], c: ManifoldDimensionConfig
 ) -> dict[str, Any]:
     import lossgeometry as lg
     from lossgeometry.manifold.degenerate import predict_zero_layer_nullity, zero_layers
 
-    seed = int(c["seed"])
-    n = int(c["degenerate"]["n"])
+    seed = c.seed
+    n = c.degenerate.n
     X, Y = _data("digits", n, c, seed)
     model = lg.models.mlp(
         X.shape[1], width, depth, Y.shape[1], activation="tanh", bias=False, seed=seed
@@ -165,7 +203,7 @@ def _degenerate_point(
     hn = lg.hessian_nullity(
         problem,
         w,
-        method="dense" if problem.p <= int(c["hessian_max_p"]) else "randomized",
+        method="dense" if problem.p <= c.hessian_max_p else "randomized",
         num=min(problem.p - 1, pred.nonzero + 60),
     )
     return {
@@ -194,164 +232,32 @@ def _cached(out: Path, key: str, fn: Any) -> dict[str, Any]:
     return row
 
 
-def _plot_main(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
-    markers = {"digits": "o", "synthetic-regression": "s"}
-    for c_i, (ds, mk) in enumerate(markers.items()):
-        color = f"C{c_i}"
-        ok = [r for r in rows if r["dataset"] == ds and r.get("interpolated")]
-        bad = [r for r in rows if r["dataset"] == ds and not r.get("interpolated")]
-        if ok:
-            x = [r["expected_dimension"] for r in ok]
-            axes[0].scatter(
-                x, [r["dimension"] for r in ok], marker=mk, color=color, label=f"{ds}: p − rank J"
-            )
-            hx = [r["expected_dimension"] for r in ok if r.get("hessian_nullity") is not None]
-            hy = [r["hessian_nullity"] for r in ok if r.get("hessian_nullity") is not None]
-            axes[0].scatter(
-                hx,
-                hy,
-                marker="x",
-                s=60,
-                color="k",
-                lw=0.8,
-                label="Hessian nullity" if c_i == 0 else None,
-            )
-            px = [r["expected_dimension"] for r in ok if r.get("pca_dimension") is not None]
-            py = [r["pca_dimension"] for r in ok if r.get("pca_dimension") is not None]
-            if px:
-                axes[0].scatter(px, py, marker="+", s=120, color="C3", label="walk PCA")
-            axes[1].scatter(
-                [r["p"] / r["nk"] for r in ok],
-                [r["dimension"] - r["expected_dimension"] for r in ok],
-                marker=mk,
-                color=color,
-                label=ds,
-            )
-            for r in ok:
-                if r["dimension"] != r["expected_dimension"]:
-                    axes[1].annotate(
-                        f"w={r['width']}, n={r['n']}",
-                        (r["p"] / r["nk"], r["dimension"] - r["expected_dimension"]),
-                        fontsize=7,
-                        xytext=(4, 4),
-                        textcoords="offset points",
-                    )
-            axes[2].scatter(
-                [r["p"] / r["nk"] for r in ok],
-                [r["residual_norm"] for r in ok],
-                marker=mk,
-                facecolors="none",
-                edgecolors=color,
-                label=f"{ds}: interpolated",
-            )
-        if bad:
-            axes[2].scatter(
-                [r["p"] / r["nk"] for r in bad],
-                [r["residual_norm"] for r in bad],
-                marker=mk,
-                color=color,
-                label=f"{ds}: no interpolant",
-            )
-    lim = max([r["expected_dimension"] for r in rows] + [1])
-    axes[0].plot([1, lim], [1, lim], "k--", lw=0.8, label="dimension = p − nk")
-    axes[0].set_xscale("log")
-    axes[0].set_yscale("log")
-    axes[0].set_xlabel("p − nk")
-    axes[0].set_ylabel("measured dimension")
-    axes[0].set_title("dimension of the manifold of global minima")
-    axes[0].legend(fontsize=8)
-    axes[1].axhline(0.0, color="k", lw=0.8)
-    axes[1].set_xscale("log")
-    axes[1].set_xlabel("p / nk")
-    axes[1].set_ylabel("measured − (p − nk) = nk − rank J")
-    axes[1].set_title("excess dimension (0: Y is a regular value)")
-    axes[1].legend(fontsize=8)
-    axes[2].axvline(1.0, color="k", lw=0.8)
-    axes[2].set_xscale("log")
-    axes[2].set_yscale("log")
-    axes[2].set_xlabel("p / nk")
-    axes[2].set_ylabel("final ‖F − Y‖ (Gauss–Newton)")
-    axes[2].set_title("interpolation needs p ≥ nk")
-    axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-
-
-def _plot_degenerate(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    pred = [r["predicted_nullity"] for r in rows]
-    meas = [r["measured_nullity"] if r["measured_nullity"] is not None else np.nan for r in rows]
-    axes[0].scatter(pred, meas)
-    lim = max([*pred, 1])
-    axes[0].plot([0, lim], [0, lim], "k--", lw=0.8)
-    axes[0].set_xlabel("predicted nullity p − 2 rank(Q) rank(GP)")
-    axes[0].set_ylabel("measured nullity of ∇²L")
-    axes[0].set_title("zero Hessian eigenvalues at zero-layer critical points")
-    for depth in sorted({r["depth"] for r in rows}):
-        sub = [
-            r
-            for r in rows
-            if r["depth"] == depth and r["layers"] == [0, 1] and r["measured_nullity"] is not None
-        ]
-        if sub:
-            axes[1].loglog(
-                [r["p"] for r in sub],
-                [r["p"] - r["measured_nullity"] for r in sub],
-                "o-",
-                label=f"depth {depth}, W1 = W2 = 0",
-            )
-    axes[1].set_xlabel("p (width grows along each line)")
-    axes[1].set_ylabel("non-zero eigenvalues of ∇²L")
-    axes[1].set_title("non-zero eigenvalues 2 rank(Q) rank(GP) ≤ 2 · width · k")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-
-
-@experiment("manifold_dimension")
+@experiment("manifold_dimension", options=ManifoldDimensionConfig)
 def manifold_dimension(
     cfg: dict[str, Any], out: Path, full: bool, progress: bool | None
 ) -> dict[str, Any]:
     """Measured manifold dimension vs ``p − nk``; nullity at degenerate critical points."""
-    c = _config(cfg, full)
+    c = experiment_options(ManifoldDimensionConfig, cfg, full)
     torch_threads = torch.get_num_threads()
-    jobs = [
-        (ds, int(w), int(n))
-        for ds in c["datasets"]
-        for n in c["samples"][ds]
-        for w in c["widths"][ds]
-    ]
+    jobs = [(ds, int(w), int(n)) for ds in c.datasets for n in c.samples[ds] for w in c.widths[ds]]
     rows = []
     for ds, w, n in progress_bar(jobs, progress, desc="manifold grid"):
         rows.append(_cached(out, f"{ds}_w{w}_n{n}", lambda ds=ds, w=w, n=n: _point(ds, w, n, c)))
-    _plot_main(rows, out / "dimension.png")
+    plot_main(rows, out / "dimension.png")
     deg_rows: list[dict[str, Any]] = []
-    if c["degenerate"].get("enabled", True):
+    if c.degenerate.enabled:
         djobs = []
-        for depth in c["degenerate"]["depths"]:
+        for depth in c.degenerate.depths:
             L = int(depth) + 1
             pairs = [[0, 1]] + ([[0, L - 1]] if L > 2 else []) + ([list(range(L))] if L > 2 else [])
-            for width in c["degenerate"]["widths"]:
+            for width in c.degenerate.widths:
                 djobs += [(int(depth), int(width), layers) for layers in pairs]
         for depth, width, layers in progress_bar(djobs, progress, desc="degenerate points"):
             key = f"degenerate_d{depth}_w{width}_z{'-'.join(map(str, layers))}"
             deg_rows.append(
                 _cached(out, key, lambda d=depth, w=width, z=layers: _degenerate_point(d, w, z, c))
             )
-        _plot_degenerate(deg_rows, out / "degenerate.png")
+        plot_degenerate(deg_rows, out / "degenerate.png")
     interp = [r for r in rows if r.get("interpolated")]
     summary = {
         "points": len(rows),
@@ -374,7 +280,13 @@ def manifold_dimension(
         "degenerate_agree": sum(1 for r in deg_rows if r["agrees"]),
         "torch_threads": torch_threads,
     }
-    results = {"summary": summary, "grid": rows, "degenerate": deg_rows, "config": c, "full": full}
+    results = {
+        "summary": summary,
+        "grid": rows,
+        "degenerate": deg_rows,
+        "config": c.to_dict(),
+        "full": full,
+    }
     atomic_write_json(out / "results.json", results)
     return {
         "summary": summary,

@@ -9,30 +9,63 @@ kernel's numerical rank, trains full-batch GD with ``lr = lr_scale / λ_max(∇�
 analyses every run for PL*_ε (:func:`lossgeometry.plstar_epsilon`): where linear convergence
 ends and above which loss ``ε`` the PL inequality holds.
 
-Config (``configs/overparameterization.toml``): ``ratios``, ``seeds``, ``depth``,
-``activation``, ``steps``, ``lr_scale``, ``record_every``, ``dtype``, ``[data]``, ``[full]``.
+The kernel spectra at ``w0`` and ``w_T`` come from
+:func:`lossgeometry.kernel.change.kernel_change` (the kernel study of the CLI and the report).
+
+Config (``configs/overparameterization.toml``): the fields of
+:class:`OverparameterizationConfig` — ``ratios``, ``seeds``, ``depth``, ``activation``,
+``steps``, ``lr_scale``, ``record_every``, ``pl_window``, ``dtype``, ``[data]``, ``[kernel]``
+— and a ``[full]`` table applied with ``--full``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from lossgeometry._progress import progress_bar
+from lossgeometry.app.config import resolve_dtype
 from lossgeometry.app.experiments.experiment import experiment
-from lossgeometry.app.experiments.plstar_common import (
-    cached_point,
-    dtype_of,
-    merged_config,
-    square_loss_data,
-)
+from lossgeometry.app.experiments.options import DataTable, experiment_options, square_loss_data
+from lossgeometry.app.experiments.plstar_common import cached_point
+from lossgeometry.kernel.change import KernelChangeOptions
+from lossgeometry.options import Options
 from lossgeometry.results import atomic_write_json
 
-__all__ = ["overparameterization", "width_for_ratio"]
+__all__ = ["OverparameterizationConfig", "overparameterization", "width_for_ratio"]
+
+
+@dataclasses.dataclass(frozen=True)
+class OverparameterizationConfig(Options):
+    """The ``overparameterization`` experiment's TOML."""
+
+    ratios: tuple[float, ...] = (0.25, 0.5, 0.9, 1.1, 2.0, 8.0, 32.0)
+    """Target ``p/(nk)``; the width is chosen to match."""
+    seeds: tuple[int, ...] = (0,)
+    """Initializations (medians in the table)."""
+    depth: int = 1
+    """Hidden layers of the NTK MLP."""
+    activation: str = "tanh"
+    """Hidden activation."""
+    steps: int = 2000
+    """Full-batch GD steps."""
+    lr_scale: float = 1.0
+    """``lr = lr_scale / λ_max(∇²L(w0))``."""
+    record_every: int = 10
+    """Record stride of the runs."""
+    pl_window: int = 1
+    """Records per window of the PL*_ε stall test."""
+    dtype: Literal["float32", "float64"] = "float64"
+    """Computation dtype."""
+    data: DataTable = dataclasses.field(default_factory=lambda: DataTable(n=64))
+    """The ``[data]`` table."""
+    kernel: KernelChangeOptions = dataclasses.field(default_factory=KernelChangeOptions)
+    """Options of the kernel study (``[kernel]``)."""
 
 
 def width_for_ratio(ratio: float, d_in: int, depth: int, d_out: int, nk: int) -> int:
@@ -52,33 +85,31 @@ def width_for_ratio(ratio: float, d_in: int, depth: int, d_out: int, nk: int) ->
         w += 1 if w < 64 else max(1, w // 64)
 
 
-def _run_point(c: dict[str, Any], width: int, seed: int, X: Any, Y: Any) -> dict[str, Any]:
+def _run_point(c: OverparameterizationConfig, width: int, seed: int, X: Any, Y: Any) -> dict:
     from lossgeometry import Problem, models, train
     from lossgeometry.conditions.pl_ratio import plstar_epsilon
     from lossgeometry.curvature.stepsize import auto_lr
-    from lossgeometry.kernel import kernel_spectrum
+    from lossgeometry.kernel.change import kernel_change
 
     t0 = time.perf_counter()
-    dtype = dtype_of(c)
+    dtype = resolve_dtype(c.dtype)
     model = models.mlp(
         X.shape[1],
         width,
-        int(c.get("depth", 1)),
+        c.depth,
         Y.shape[1],
-        activation=c.get("activation", "tanh"),
+        activation=c.activation,
         parameterization="ntk",
         seed=seed,
     ).to(dtype)
     problem = Problem(model, X.to(dtype), Y.to(dtype))
     w0 = problem.params()
-    spec0 = kernel_spectrum(problem, w0)
-    lr = float(c.get("lr_scale", 1.0)) * auto_lr(problem, w0, seed=seed)
-    steps = int(c.get("steps", 2000))
-    run = train(
-        problem, "gd", steps=steps, lr=lr, record_every=int(c.get("record_every", 10)), seed=seed
-    )
-    specT = kernel_spectrum(problem, run.w_final)
-    eps = plstar_epsilon(run, window=int(c.get("pl_window", 1)))
+    lr = c.lr_scale * auto_lr(problem, w0, seed=seed)
+    run = train(problem, "gd", steps=c.steps, lr=lr, record_every=c.record_every, seed=seed)
+    ch = kernel_change(problem, w0, run.w_final, options=c.kernel)
+    spec0, specT = ch.start, ch.end
+    assert specT is not None
+    eps = plstar_epsilon(run, window=c.pl_window)
     nk = problem.n * problem.k
     return {
         "width": width,
@@ -110,7 +141,7 @@ def _run_point(c: dict[str, Any], width: int, seed: int, X: Any, Y: Any) -> dict
     }
 
 
-@experiment("overparameterization")
+@experiment("overparameterization", options=OverparameterizationConfig)
 def overparameterization(
     cfg: dict[str, Any], out: Path, full: bool, progress: bool | None
 ) -> dict[str, Any]:
@@ -119,17 +150,12 @@ def overparameterization(
     Figures: ``kernel_vs_ratio.png``, ``loss_curves.png``, ``pl_ratio_vs_loss.png``,
     ``final_loss_vs_ratio.png``.
     """
-    c = merged_config(cfg, full)
-    X, Y = square_loss_data(c, default_n=64)
+    c = experiment_options(OverparameterizationConfig, cfg, full)
+    X, Y = square_loss_data(c.data, resolve_dtype(c.dtype))
     nk = X.shape[0] * Y.shape[1]
-    depth = int(c.get("depth", 1))
-    ratios = [float(r) for r in c.get("ratios", [0.25, 0.5, 0.9, 1.1, 2, 8, 32])]
-    seeds = [int(s) for s in c.get("seeds", [0])]
-    widths = [width_for_ratio(r, X.shape[1], depth, Y.shape[1], nk) for r in ratios]
-    key_base = {
-        k: c.get(k)
-        for k in ("depth", "activation", "steps", "lr_scale", "record_every", "dtype", "data")
-    }
+    ratios, seeds = list(c.ratios), list(c.seeds)
+    widths = [width_for_ratio(r, X.shape[1], c.depth, Y.shape[1], nk) for r in ratios]
+    key_base = {k: v for k, v in c.to_dict().items() if k not in ("ratios", "seeds")}
     grid = [(m, s) for m in widths for s in seeds]
     points = []
     for m, s in progress_bar(grid, progress, desc="over-parameterization", unit="run"):
@@ -172,7 +198,7 @@ def overparameterization(
         {
             "experiment": "overparameterization",
             "full": full,
-            "config": c,
+            "config": c.to_dict(),
             "nk": nk,
             "rows": rows,
             "points": points,

@@ -1,10 +1,11 @@
 """Shared helpers of the PL* experiments (width sweep, over-parameterization, kernel change).
 
-* :func:`merged_config`: the config with its ``[full]`` table applied under ``--full``.
 * :func:`cached_point`: compute one grid point or load it from ``out/points/NAME.json`` if an
   earlier run finished it with the same settings (resume); points are written atomically.
 * :func:`loglog_slope`: least-squares slope of ``log y`` against ``log x`` with its standard
   error.
+
+The configs themselves are typed (:mod:`lossgeometry.app.experiments.options`).
 """
 
 from __future__ import annotations
@@ -16,56 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from lossgeometry.results import atomic_write_json, to_jsonable
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def merged_config(cfg: dict[str, Any], full: bool) -> dict[str, Any]:
-    """``cfg`` with the keys of its ``[full]`` table overriding the top level when ``full``.
-
-    Nested tables (``[data]``, ``[hessian]``, ...) are merged one level deep.
-    """
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.items() if k != "full"}
-    if full:
-        for k, v in cfg.get("full", {}).items():
-            if isinstance(v, dict) and isinstance(out.get(k), dict):
-                out[k] = {**out[k], **v}
-            else:
-                out[k] = v
-    return out
-
-
-def dtype_of(cfg: dict[str, Any]) -> torch.dtype:
-    """The torch dtype named by ``cfg["dtype"]`` (default ``"float64"``)."""
-    name = cfg.get("dtype", "float64")
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {name!r}")
-    return DTYPES[name]
-
-
-def square_loss_data(c: dict[str, Any], default_n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load the ``[data]`` table of a merged config as flat inputs ``(n, d)``, targets ``(n, k)``.
-
-    Raises:
-        ValueError: the targets are class indices (these experiments use the square loss).
-    """
-    from lossgeometry import data
-
-    dcfg = dict(c.get("data", {}))
-    name = dcfg.pop("name", "synthetic-regression")
-    n = int(dcfg.pop("n", default_n))
-    seed = int(dcfg.pop("seed", 0))
-    ds = data.load(name, n=n, seed=seed, dtype=dtype_of(c), **dcfg)
-    X, Y = ds.X.reshape(ds.X.shape[0], -1), ds.Y
-    if not Y.is_floating_point():
-        raise ValueError(
-            "this experiment uses the square loss: give float targets "
-            "(one_hot = true for classification data)"
-        )
-    return X, Y.reshape(Y.shape[0], -1)
 
 
 def cached_point(

@@ -16,31 +16,35 @@ for three variants: a linear output (expected slope of ``log β_F`` against ``lo
 decay). The constants at ``w0`` stand in for the sup/inf over the ball, so ``ρ`` and the
 margin are estimates.
 
-Config (``configs/width_sweep.toml``): ``widths``, ``seeds``, ``variants``, ``depth``,
-``activation``, ``bottleneck``, ``dtype``, ``fit_min_width``, ``[data]``, ``[hessian]``
-(options of ``lg.model_hessian_norm``), and a ``[full]`` table used with ``--full``.
+The kernel spectrum comes from :func:`lossgeometry.kernel.change.kernel_change` (the kernel
+study of the CLI and the report) at ``w0``.
+
+Config (``configs/width_sweep.toml``): the fields of :class:`WidthSweepConfig` — ``widths``,
+``seeds``, ``variants``, ``depth``, ``activation``, ``bottleneck``, ``dtype``,
+``fit_min_width``, ``[data]``, ``[hessian]`` (keyword arguments of ``lg.model_hessian_norm``),
+``[kernel]`` (options of the kernel study) — and a ``[full]`` table used with ``--full``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from lossgeometry._progress import progress_bar
+from lossgeometry.app.config import resolve_dtype
 from lossgeometry.app.experiments.experiment import experiment
-from lossgeometry.app.experiments.plstar_common import (
-    cached_point,
-    dtype_of,
-    loglog_slope,
-    merged_config,
-)
+from lossgeometry.app.experiments.options import DataTable, experiment_options, square_loss_data
+from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope
+from lossgeometry.kernel.change import KernelChangeOptions
+from lossgeometry.options import Options, OptionsError
 from lossgeometry.results import atomic_write_json
 
-__all__ = ["VARIANTS", "loglog_slope", "measure_width_point", "width_sweep"]
+__all__ = ["VARIANTS", "WidthSweepConfig", "loglog_slope", "measure_width_point", "width_sweep"]
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "linear": {"label": "linear output", "expected_slope": -0.5},
@@ -50,22 +54,59 @@ VARIANTS: dict[str, dict[str, Any]] = {
 """The model variants: linear output, non-linear (tanh) output, fixed-width bottleneck."""
 
 
-def _model(cfg: dict[str, Any], variant: str, width: int, d_in: int, d_out: int, seed: int):
+@dataclasses.dataclass(frozen=True)
+class WidthSweepConfig(Options):
+    """The ``width_sweep`` experiment's TOML."""
+
+    widths: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    """Hidden widths ``m`` (at least two)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Initializations per width (medians are reported)."""
+    variants: tuple[Literal["linear", "tanh_output", "bottleneck"], ...] = (
+        "linear",
+        "tanh_output",
+        "bottleneck",
+    )
+    """Linear output, ``tanh`` output, fixed-width bottleneck in the middle hidden layer."""
+    depth: int = 3
+    """Hidden layers (the bottleneck is the middle one)."""
+    activation: str = "tanh"
+    """Hidden activation (the theory needs C²)."""
+    bottleneck: int = 8
+    """Width of the fixed bottleneck layer."""
+    dtype: Literal["float32", "float64"] = "float64"
+    """Computation dtype."""
+    fit_min_width: int = 0
+    """Fit the slopes on widths ``≥`` this."""
+    data: DataTable = dataclasses.field(default_factory=lambda: DataTable(n=16))
+    """The ``[data]`` table."""
+    hessian: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Keyword arguments of ``lg.model_hessian_norm`` (``[hessian]``)."""
+    kernel: KernelChangeOptions = dataclasses.field(default_factory=KernelChangeOptions)
+    """Options of the kernel study (``[kernel]``)."""
+
+    def check(self) -> None:
+        """At least two widths."""
+        if len(self.widths) < 2:
+            raise OptionsError("the width sweep needs at least two widths")
+
+
+def _model(cfg: WidthSweepConfig, variant: str, width: int, d_in: int, d_out: int, seed: int):
     from lossgeometry import models
 
     kwargs: dict[str, Any] = {}
     if variant == "tanh_output":
         kwargs["output_activation"] = "tanh"
     elif variant == "bottleneck":
-        kwargs["bottleneck"] = int(cfg.get("bottleneck", 8))
+        kwargs["bottleneck"] = cfg.bottleneck
     elif variant != "linear":
         raise ValueError(f"unknown variant {variant!r}; use one of {sorted(VARIANTS)}")
     return models.mlp(
         d_in,
         width,
-        int(cfg.get("depth", 3)),
+        cfg.depth,
         d_out,
-        activation=cfg.get("activation", "tanh"),
+        activation=cfg.activation,
         parameterization="ntk",
         seed=seed,
         **kwargs,
@@ -73,21 +114,21 @@ def _model(cfg: dict[str, Any], variant: str, width: int, d_in: int, d_out: int,
 
 
 def measure_width_point(
-    cfg: dict[str, Any], variant: str, width: int, seed: int, X: Any, Y: Any
+    cfg: WidthSweepConfig, variant: str, width: int, seed: int, X: Any, Y: Any
 ) -> dict[str, Any]:
     """All measurements of one (variant, width, seed) at initialization."""
     from lossgeometry import Problem
     from lossgeometry.curvature import model_hessian_norm
-    from lossgeometry.kernel import kernel_spectrum
+    from lossgeometry.kernel.change import kernel_change
 
     t0 = time.perf_counter()
-    dtype = dtype_of(cfg)
+    dtype = resolve_dtype(cfg.dtype)
     model = _model(cfg, variant, width, X.shape[1], Y.shape[1], seed).to(dtype)
     problem = Problem(model, X.to(dtype), Y.to(dtype))
     w0 = problem.params()
-    spec = kernel_spectrum(problem, w0)
+    spec = kernel_change(problem, w0, options=cfg.kernel).start
     r0 = problem.residual(w0)
-    hopts = dict(cfg.get("hessian", {}))
+    hopts = dict(cfg.hessian)
     beta = float(model_hessian_norm(problem, w0, seed=seed, u0=r0, **hopts).norm)
     beta_x0 = float(
         model_hessian_norm(problem, w0, inputs=problem.batch()[0][0], seed=seed, **hopts).norm
@@ -115,26 +156,12 @@ def measure_width_point(
     }
 
 
-def _load_data(cfg: dict[str, Any]) -> tuple[Any, Any]:
-    from lossgeometry import data
-
-    dcfg = dict(cfg.get("data", {}))
-    name = dcfg.pop("name", "synthetic-regression")
-    n = int(dcfg.pop("n", 16))
-    seed = int(dcfg.pop("seed", 0))
-    ds = data.load(name, n=n, seed=seed, dtype=dtype_of(cfg), **dcfg)
-    X, Y = ds.X.reshape(ds.X.shape[0], -1), ds.Y
-    if not Y.is_floating_point():
-        raise ValueError("the width sweep needs regression targets (MSE); use one_hot = true")
-    return X, Y.reshape(Y.shape[0], -1)
-
-
 def _median(points: list[dict[str, Any]], field: str) -> float:
     vals = [float(p[field]) for p in points]
     return float(np.median(vals))
 
 
-@experiment("width_sweep")
+@experiment("width_sweep", options=WidthSweepConfig)
 def width_sweep(
     cfg: dict[str, Any], out: Path, full: bool, progress: bool | None
 ) -> dict[str, Any]:
@@ -142,19 +169,10 @@ def width_sweep(
 
     Figures: ``hessian_vs_width.png``, ``kernel_vs_width.png``, ``radius_vs_width.png``.
     """
-    c = merged_config(cfg, full)
-    widths = [int(m) for m in c.get("widths", [16, 32, 64, 128, 256, 512])]
-    seeds = [int(s) for s in c.get("seeds", [0, 1, 2])]
-    variants = list(c.get("variants", list(VARIANTS)))
-    for v in variants:
-        if v not in VARIANTS:
-            raise ValueError(f"unknown variant {v!r} in the config; use {sorted(VARIANTS)}")
-    if len(widths) < 2:
-        raise ValueError("the width sweep needs at least two widths")
-    X, Y = _load_data(c)
-    key_base = {
-        k: c.get(k) for k in ("depth", "activation", "bottleneck", "dtype", "data", "hessian")
-    }
+    c = experiment_options(WidthSweepConfig, cfg, full)
+    widths, seeds, variants = list(c.widths), list(c.seeds), list(c.variants)
+    X, Y = square_loss_data(c.data, resolve_dtype(c.dtype))
+    key_base = {k: v for k, v in c.to_dict().items() if k not in ("widths", "seeds", "variants")}
     grid = [(v, m, s) for v in variants for m in widths for s in seeds]
     points: list[dict[str, Any]] = []
     for v, m, s in progress_bar(grid, progress, desc="width sweep", unit="point"):
@@ -167,7 +185,7 @@ def width_sweep(
                 lambda v=v, m=m, s=s: measure_width_point(c, v, m, s, X, Y),
             )
         )
-    fit_min = int(c.get("fit_min_width", 0))
+    fit_min = c.fit_min_width
     summary: dict[str, Any] = {"widths": widths, "seeds": seeds, "variants": {}}
     for v in variants:
         rows = []
@@ -209,7 +227,7 @@ def width_sweep(
     result = {
         "experiment": "width_sweep",
         "full": full,
-        "config": c,
+        "config": c.to_dict(),
         "summary": summary,
         "points": points,
         "figures": figs,

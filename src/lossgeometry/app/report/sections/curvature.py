@@ -1,11 +1,16 @@
 """Report section: curvature of the loss at initialization and at the trained point.
 
-Both ends of the loss Hessian's spectrum, its SLQ density, its trace (Hutch++ with a
-confidence interval) and the check ``λ_max(∇²L) ≤ c (‖DF‖² + ‖D²F‖ ‖F − Y‖)`` at both points.
+It calls :func:`lossgeometry.curvature.profile.curvature_profile` at ``w0`` (without the
+trace) and at ``w_T`` and renders the results: both ends of the loss Hessian's spectrum, its
+SLQ density, its trace (Hutch++ with a confidence interval) and the check
+``λ_max(∇²L) ≤ c (‖DF‖² + ‖D²F‖ ‖F − Y‖)`` at both points.
 
-Options (``[report.curvature]``): ``top`` (3), ``bottom`` (3), ``tol`` (1e-3, relative to
-``‖H‖``), ``probes`` (4) and ``steps`` (30) of the density, ``trace_samples`` (30 products),
-``bound`` (true; square loss only), ``restarts`` (1, of the model-Hessian norm), ``seed``.
+Options (``[report.curvature]``) are the fields of
+:class:`~lossgeometry.curvature.profile.CurvatureOptions`, with their defaults there:
+``top``, ``bottom``, ``tol`` (relative to ``‖H‖``), ``probes`` and ``steps`` of the density,
+``trace_samples``, ``bound`` (square loss only), ``restarts`` (of the model-Hessian norm),
+``method``, ``criterion``, ``of``, ``density``, ``trace``, ``model_hessian`` and ``seed``
+(default: the config's seed).
 """
 
 from __future__ import annotations
@@ -16,75 +21,42 @@ from typing import Any
 from lossgeometry.app.report import html
 from lossgeometry.app.report.section import Context, SectionOutput, section
 
-_DEFAULTS: dict[str, Any] = {
-    "top": 3,
-    "bottom": 3,
-    "tol": 1e-3,
-    "probes": 4,
-    "steps": 30,
-    "trace_samples": 30,
-    "bound": True,
-    "restarts": 1,
-}
-
 
 @section("curvature", title="Curvature: loss Hessian spectrum, density, trace", order=40)
 def curvature_section(ctx: Context) -> SectionOutput:
     """Both ends of the Hessian spectrum, its density, trace and λ_max ≤ L_F² + β_F‖F − y‖."""
     import matplotlib.pyplot as plt
 
-    from lossgeometry.curvature import (
-        hessian_bound,
-        hessian_density,
-        hessian_spectrum,
-        hessian_trace,
-    )
+    from lossgeometry.curvature.profile import CurvatureOptions, curvature_profile
 
-    unknown = set(ctx.options) - set(_DEFAULTS) - {"seed"}
-    if unknown:
-        raise ValueError(
-            f"unknown [report.curvature] options {sorted(unknown)}; known: {sorted(_DEFAULTS)}"
-        )
-    opt = {**_DEFAULTS, **ctx.options}
-    seed = int(opt.get("seed", ctx.seed))
+    opts = CurvatureOptions.from_mapping(
+        {"seed": ctx.seed, **ctx.options}, where="report.curvature"
+    )
     problem = ctx.problem
     points = {"init": ctx.w0, "trained": ctx.w_trained}
-    results: dict[str, Any] = {"options": opt, "points": {}}
+    results: dict[str, Any] = {"options": opts.to_dict(), "points": {}}
+    summary: dict[str, Any] = {}
     rows, bound_rows = [], []
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for name, w in points.items():
-        spec = hessian_spectrum(
+        # the trace is reported at the trained point only
+        prof = curvature_profile(
             problem,
             w,
-            top=int(opt["top"]),
-            bottom=int(opt["bottom"]),
-            tol=float(opt["tol"]),
-            method="lanczos",
-            seed=seed,
+            options=opts if name == "trained" else opts.replace(trace=False),
             progress=ctx.progress,
         )
-        dens = hessian_density(
-            problem,
-            w,
-            probes=int(opt["probes"]),
-            steps=int(opt["steps"]),
-            seed=seed,
-            progress=ctx.progress,
-        )
-        dens.plot(ax, label=f"{name} (λ_max {spec.lambda_max:.3g}, λ_min {spec.lambda_min:.3g})")
-        point: dict[str, Any] = {"spectrum": spec.to_dict(), "density": dens.to_dict()}
-        if name == "trained":
-            tr = hessian_trace(problem, w, samples=int(opt["trace_samples"]), seed=seed)
-            point["trace"] = tr.to_dict()
-        if opt["bound"] and problem.is_mse:
-            b = hessian_bound(
-                problem,
-                w,
-                tol=float(opt["tol"]),
-                seed=seed,
-                restarts=int(opt["restarts"]),
-                progress=ctx.progress,
+        summary.update({f"{k}_{name}": v for k, v in prof.summary().items()})
+        spec, dens, b = prof.spectrum, prof.density, prof.bound
+        point: dict[str, Any] = {"spectrum": spec.to_dict()}
+        if dens is not None:
+            dens.plot(
+                ax, label=f"{name} (λ_max {spec.lambda_max:.3g}, λ_min {spec.lambda_min:.3g})"
             )
+            point["density"] = dens.to_dict()
+        if prof.trace is not None:
+            point["trace"] = prof.trace.to_dict()
+        if b is not None:
             point["bound"] = b.to_dict()
             bound_rows.append(
                 [
@@ -98,6 +70,8 @@ def curvature_section(ctx: Context) -> SectionOutput:
                     "yes" if b.gauss_newton_suffices else "no",
                 ]
             )
+        if prof.model_hessian is not None:
+            point["model_hessian_norm"] = prof.model_hessian.to_dict()
         results["points"][name] = point
         rows.append(
             [
@@ -111,17 +85,20 @@ def curvature_section(ctx: Context) -> SectionOutput:
         )
     ax.set_title("spectral density of ∇²L (SLQ, log scale)")
     fig.tight_layout()
-    trained = results["points"]["trained"]
-    tr_d = trained["trace"]
-    metrics = {
-        "λ_max at init": results["points"]["init"]["spectrum"]["top"][0],
-        "λ_max trained": trained["spectrum"]["top"][0],
-        "λ_min at init": results["points"]["init"]["spectrum"]["bottom"][0],
-        "λ_min trained": trained["spectrum"]["bottom"][0],
-        "tr ∇²L trained": tr_d["estimate"],
-        "± (95 %)": 0.5 * (tr_d["ci_high"] - tr_d["ci_low"]),
+    specs = {name: results["points"][name]["spectrum"] for name in points}
+    ends = {name: (sp["top"][0] if sp["top"] else math.nan) for name, sp in specs.items()}
+    lows = {name: (sp["bottom"][0] if sp["bottom"] else math.nan) for name, sp in specs.items()}
+    metrics: dict[str, Any] = {
+        "λ_max at init": ends["init"],
+        "λ_max trained": ends["trained"],
+        "λ_min at init": lows["init"],
+        "λ_min trained": lows["trained"],
     }
-    k_top, k_bot = int(opt["top"]), int(opt["bottom"])
+    tr_d = results["points"]["trained"].get("trace")
+    if tr_d is not None:
+        metrics["tr ∇²L trained"] = tr_d["estimate"]
+        metrics["± (95 %)"] = 0.5 * (tr_d["ci_high"] - tr_d["ci_low"])
+    k_top, k_bot = opts.top, opts.bottom
     header = (
         ["point"]
         + [f"λ_{i + 1}" for i in range(k_top)]
@@ -129,11 +106,12 @@ def curvature_section(ctx: Context) -> SectionOutput:
         + [f"λ_p−{k_bot - 1 - i}" if k_bot - 1 - i else "λ_p" for i in range(k_bot)]
         + ["products", "converged"]
     )
-    neg = trained["spectrum"]["bottom"][0]
+    neg = lows["trained"]
     body = html.metrics(metrics) + html.table(rows, header)
+    tol_text = f"{opts.tol:g}" if opts.tol is not None else f"{specs['init']['tol']:g}"
     body += html.para(
         f"Eigenvalues of the loss Hessian (normalization of the loss: reduction "
-        f"{problem.reduction!r}) by thick-restart Lanczos, accurate to {opt['tol']:g}·‖H‖. "
+        f"{problem.reduction!r}) by thick-restart Lanczos, accurate to {tol_text}·‖H‖. "
         "Near a global minimum of an over-parameterized model the Hessian has at most nk "
         "positive eigenvalues and the rest near zero; negative eigenvalues close to the "
         "minimum show the absence of a convex neighbourhood."
@@ -154,6 +132,6 @@ def curvature_section(ctx: Context) -> SectionOutput:
             bound_rows,
             ["point", "λ_max(∇²L)", "L_F²", "β_F", "‖F − y‖", "bound", "holds", "GN suffices"],
         )
-    elif opt["bound"]:
+    elif opts.bound:
         body += html.note("The bound check applies to the square loss only; skipped.", "info")
-    return SectionOutput(results=results, html=body)
+    return SectionOutput(results=results, html=body, summary=summary)

@@ -1,17 +1,19 @@
 """Report section: the manifold of global minima through the trained point.
 
-Options (``[report.manifold]``):
+It calls :func:`lossgeometry.analyze_manifold` from the trained point and renders the
+result. Options (``[report.manifold]``) are the fields of
+:class:`~lossgeometry.manifold.options.ManifoldOptions`, with their defaults there:
 
-* ``max_equations`` (default 100): study at most this many equations ``mk``: the Gauss–Newton
+* ``max_equations``: study at most this many equations ``mk``: the Gauss–Newton
   interpolation and the Jacobian factorizations cost ``O(mk · p)`` memory and
   ``O((mk)² p)`` time per iteration. On the default problem (``nk = 1280``, ``p ≈ 85 000``)
   the full solve would need an 830 MiB Jacobian per iteration, so the section studies a
   seeded subset of ``max_equations // k`` samples (10 of 128) and says so. Raise it for a
   larger study (all samples are used when they fit).
-* ``hessian`` (default ``"auto"``): count the Hessian's zero eigenvalues (dense for
-  ``p ≤ 3000``, randomized range finder above); ``false`` to skip.
-* ``walk_steps`` (default 3), ``walk_step_size`` (default ``0.01 ‖w*‖``).
-* ``tol`` (default 1e-10), ``max_iter`` (default 30).
+* ``hessian``: count the Hessian's zero eigenvalues (``"auto"``: dense for small ``p``,
+  randomized range finder above); ``false`` to skip.
+* ``walk_steps``, ``walk_step_size`` (default ``0.01 ‖w*‖``), ``radii``.
+* ``tol``, ``max_iter``, ``seed`` (default: the config's seed).
 
 The section is skipped, with the reason, for a non-MSE loss and when no interpolant is
 found within ``max_iter`` Gauss–Newton iterations (e.g. an under-parameterized subset).
@@ -19,19 +21,17 @@ found within ``max_iter`` Gauss–Newton iterations (e.g. an under-parameterized
 
 from __future__ import annotations
 
-from typing import Any
-
 from lossgeometry.app.report import html
 from lossgeometry.app.report.section import Context, SectionOutput, section
-
-_KNOWN = {"max_equations", "hessian", "walk_steps", "walk_step_size", "tol", "max_iter", "radii"}
 
 
 @section("manifold", title="The manifold of global minima", order=60)
 def manifold_section(ctx: Context) -> SectionOutput:
     """Interpolate from the trained point; dimension, loss growth, walk, non-convexity."""
     from lossgeometry.manifold import analyze_manifold
+    from lossgeometry.manifold.options import ManifoldOptions
 
+    opts = ManifoldOptions.from_mapping({"seed": ctx.seed, **ctx.options}, where="report.manifold")
     problem = ctx.problem
     if not problem.is_mse:
         return SectionOutput(
@@ -42,31 +42,14 @@ def manifold_section(ctx: Context) -> SectionOutput:
                 "F(w) = Y only for the squared loss"
             ),
         )
-    opts: dict[str, Any] = dict(ctx.options)
-    unknown = set(opts) - _KNOWN
-    if unknown:
-        raise ValueError(
-            f"unknown options {sorted(unknown)} in [report.manifold]; known: {sorted(_KNOWN)}"
-        )
-    res = analyze_manifold(
-        problem,
-        ctx.w_trained,
-        max_equations=int(opts.get("max_equations", 100)),
-        seed=ctx.seed,
-        tol=float(opts.get("tol", 1e-10)),
-        max_iter=int(opts.get("max_iter", 30)),
-        hessian=opts.get("hessian", "auto"),
-        walk_steps=int(opts.get("walk_steps", 3)),
-        walk_step_size=opts.get("walk_step_size"),
-        radii=tuple(opts.get("radii", (1e-1, 1e-2, 1e-3))),
-        progress=ctx.progress,
-    )
+    res = analyze_manifold(problem, ctx.w_trained, options=opts, progress=ctx.progress)
     results = res.to_dict()
     if res.walk is not None:
         results["walk"].pop("w_end", None)
     results["summary"] = res.summary()
     if not res.success:
         return SectionOutput(
+            summary=res.summary(),
             results=results,
             html="",
             skipped=(
@@ -134,4 +117,4 @@ def manifold_section(ctx: Context) -> SectionOutput:
         "Singular values of J and Hessian eigenvalues; loss growth along tangent/normal "
         "directions; loss on the segment w* → walk end; negative curvature near w*.",
     )
-    return SectionOutput(results=results, html=body)
+    return SectionOutput(results=results, html=body, summary=res.summary())

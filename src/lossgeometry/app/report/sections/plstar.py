@@ -1,17 +1,15 @@
 """Report section: the PL* certificate — constants, verdict, predicted versus observed loss.
 
-Options (``[report.plstar]``):
-
-* ``samples`` (default 0): random points per round in the ball ``B(w0, R)`` besides ``w0`` and
-  the trained point (each costs a kernel spectrum and a model-Hessian norm);
-* ``max_rounds`` (default 1): how often the sampling radius may grow to the needed ``R``;
-* ``radius`` (default: none): sample in this ball instead;
-* ``hessian_restarts`` (default 0): random restarts of the model-Hessian norm estimator
-  besides its start from the residual direction ``u = F(w) − y`` (the direction the loss
-  Hessian's bound ``c(L_F² + ‖Σ_j r_j ∇²F_j‖)`` involves); more restarts tighten the lower
-  bound ``β_F`` of the sup at a few seconds each;
-* ``certified_gd_steps`` (default 100): when the certificate holds, also run
-  ``CertifiedGD`` for this many steps and compare it with the bound (0: skip).
+It calls :func:`lossgeometry.conditions.plstar_study.plstar_study` from ``w0`` with the
+training run and renders the result. Options (``[report.plstar]``) are the fields of
+:class:`~lossgeometry.conditions.plstar_study.PLStarOptions`, with their defaults there:
+``samples`` (random points per round in ``B(w0, R)`` besides ``w0`` and the trained point;
+each costs a kernel spectrum and a model-Hessian norm), ``max_rounds``, ``radius``,
+``radii``, ``margin``, ``trajectory_points``, ``hessian_restarts`` (random restarts of the
+model-Hessian norm estimator besides its start from the residual direction ``u = F(w) − y``;
+more restarts tighten the lower bound ``β_F`` of the sup at a few seconds each),
+``certified_gd_steps`` (when the certificate holds, run ``CertifiedGD`` this many steps and
+compare it with the bound; 0: skip) and ``seed`` (default: the config's seed).
 """
 
 from __future__ import annotations
@@ -22,20 +20,13 @@ from typing import Any
 from lossgeometry.app.report import html
 from lossgeometry.app.report.section import Context, SectionOutput, section
 
-_KNOWN = ("samples", "max_rounds", "radius", "hessian_restarts", "certified_gd_steps")
-
 
 @section("plstar", title="PL* certificate", order=50)
 def plstar_section(ctx: Context) -> SectionOutput:
     """Estimate µ, L_F, β_F in a ball, certify GD, compare the bound with the training run."""
-    from lossgeometry.conditions.plstar import certify_plstar
-    from lossgeometry.conditions.plstar_check import compare_with_certificate
-    from lossgeometry.optim.certified_gd import run_certified_gd
+    from lossgeometry.conditions.plstar_study import PLStarOptions, plstar_study
 
-    opts = dict(ctx.options)
-    unknown = set(opts) - set(_KNOWN)
-    if unknown:
-        raise ValueError(f"unknown [report.plstar] options {sorted(unknown)}; known: {_KNOWN}")
+    opts = PLStarOptions.from_mapping({"seed": ctx.seed, **ctx.options}, where="report.plstar")
     pb = ctx.problem
     if not pb.is_mse:
         return SectionOutput(
@@ -43,27 +34,15 @@ def plstar_section(ctx: Context) -> SectionOutput:
             html="",
             skipped="PL* certificates are derived for the square loss (loss = 'mse')",
         )
-    radius = opts.get("radius")
-    cert = certify_plstar(
-        pb,
-        ctx.w0,
-        radius=float(radius) if radius is not None else None,
-        samples=int(opts.get("samples", 0)),
-        trajectory=ctx.trajectory,
-        seed=ctx.seed,
-        progress=ctx.progress,
-        max_rounds=int(opts.get("max_rounds", 1)),
-        trajectory_points=2,
-        hessian_options={"restarts": int(opts.get("hessian_restarts", 0))},
-    )
+    study = plstar_study(pb, ctx.w0, trajectory=ctx.trajectory, options=opts, progress=ctx.progress)
+    cert = study.certificate
     results: dict[str, Any] = {"certificate": cert.to_dict()}
     body = html.note(cert.verdict, "ok" if cert.certified else "warn")
     body += html.kv_table(cert.summary())
 
     tr = ctx.trajectory
-    check = None
-    if tr.lr is not None:
-        check = compare_with_certificate(tr, cert)
+    check = study.training_run
+    if check is not None:
         results["training_run"] = check.to_dict()
         fig = check.plot()
         fig.axes[0].set_title(f"training run ({tr.optimizer}, lr = {tr.lr:.3g})", fontsize=9)
@@ -75,10 +54,9 @@ def plstar_section(ctx: Context) -> SectionOutput:
         )
         body += ctx.figure(fig, "plstar_training.png", "observed loss vs bound; distance vs R")
 
-    steps = int(opts.get("certified_gd_steps", 100))
-    if cert.certified and steps > 0:
-        run = run_certified_gd(pb, cert, steps, progress=ctx.progress)
-        gd_check = compare_with_certificate(run, cert)
+    steps = opts.certified_gd_steps
+    gd_check = study.certified_gd
+    if gd_check is not None:
         results["certified_gd"] = gd_check.to_dict()
         fig = gd_check.plot()
         fig.axes[0].set_title(f"CertifiedGD (η = {cert.step_size:.3g})", fontsize=9)
@@ -111,7 +89,7 @@ def plstar_section(ctx: Context) -> SectionOutput:
         "of the run beside its kernel bound:"
     )
     body += html.table(rows, header=["point", "‖∇L‖²/L", "2c·λ_min(K)"])
-    return SectionOutput(results=results, html=body)
+    return SectionOutput(results=results, html=body, summary=study.summary())
 
 
 def _radius_title(ax: Any, radius: float, distance: Any) -> None:

@@ -43,4 +43,5 @@ def problem_section(ctx: Context) -> SectionOutput:
             }
         )
     )
-    return SectionOutput(results={**s, "model_config": model_cfg}, html=body)
+    summary = {k: v for k, v in s.items() if isinstance(v, (int, float, str, bool))}
+    return SectionOutput(results={**s, "model_config": model_cfg}, html=body, summary=summary)

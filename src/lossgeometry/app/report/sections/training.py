@@ -63,4 +63,5 @@ def training_section(ctx: Context) -> SectionOutput:
         + html.para(text)
         + ctx.figure(fig, "training.png", f"{tr.optimizer}, lr={html.fmt(tr.lr)}, {steps} steps")
     )
-    return SectionOutput(results=results, html=body)
+    summary = {k: v for k, v in results.items() if k != "trajectory"}
+    return SectionOutput(results=results, html=body, summary=summary)
