@@ -12,6 +12,7 @@ from lossgeometry import (  # alpha-beta: analytic examples, SPS/NGN/AdaGrad-nor
     data,
     examples,
     models,
+    operators,
     optim,
 )
 from lossgeometry._version import __version__
@@ -80,6 +81,13 @@ from lossgeometry.manifold import (  # manifold of minima
     walk_manifold,
 )
 from lossgeometry.monitor import Monitor
+from lossgeometry.operators import (  # matrix-free operators
+    GramOperator,
+    HessianOperator,
+    JacobianOperator,
+    ModelHessianOperator,
+    TorchLinearOperator,
+)
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result, load_result
 from lossgeometry.train import TrainingDivergedError, Trajectory, train
@@ -89,6 +97,12 @@ __all__ = [
     "Problem",
     "Result",
     "__version__",
+    # matrix-free operators (lg.operators; lg.NTKOperator below)
+    "GramOperator",
+    "HessianOperator",
+    "JacobianOperator",
+    "ModelHessianOperator",
+    "TorchLinearOperator",
     # curvature
     "HessianBound",
     "HessianDensity",
@@ -154,6 +168,7 @@ __all__ = [
     "data",
     "load_result",
     "models",
+    "operators",
     # training
     "Monitor",
     "TrainingDivergedError",

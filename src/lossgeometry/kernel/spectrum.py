@@ -42,6 +42,9 @@ import numpy as np
 import torch
 
 from lossgeometry.kernel import memory as _mem
+from lossgeometry.linalg.arpack import eigsh_end, lobpcg_end
+from lossgeometry.linalg.lanczos import lanczos_extremes
+from lossgeometry.operators.ntk import NTKOperator
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
@@ -305,7 +308,7 @@ def kernel_spectrum(
         )
     vals, vecs, converged, iters = res
     products = op.matvecs
-    R = op.apply(torch.from_numpy(vecs)).cpu().double().numpy() - vecs * vals[None, :]
+    R = (op @ torch.from_numpy(vecs)).cpu().double().numpy() - vecs * vals[None, :]
     resid = np.linalg.norm(R, axis=0)
     if method == "lobpcg":
         converged = converged and bool(np.all(resid <= tol * float(np.max(np.abs(vals)))))
@@ -368,36 +371,7 @@ def _start(N: int, c: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((N, c))
 
 
-def _eigsh(
-    op: Any,
-    q: int,
-    which: str,
-    tol: float,
-    maxiter: int | None,
-    ncv: int | None,
-    v0: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """ARPACK Lanczos for ``q`` eigenvalues at one end; partial results if not converged."""
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-
-    N = op.shape[0]
-    if ncv is not None:
-        ncv = int(min(N - 1, max(ncv, 2 * q + 1)))
-    try:
-        vals, vecs = eigsh(op, k=q, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=v0)
-        ok = True
-    except ArpackNoConvergence as e:
-        vals, vecs, ok = e.eigenvalues, e.eigenvectors, False
-        if len(vals) < q:
-            raise ValueError(
-                f"Lanczos found only {len(vals)} of {q} eigenvalues within maxiter={maxiter}: "
-                "raise maxiter or tol, or use method='dense'"
-            ) from None
-    order = np.argsort(vals)
-    return vals[order], vecs[:, order], ok
-
-
-def _lanczos(op: Any, q: int, tol: float, maxiter: int | None, ncv: int | None, seed: int):
+def _lanczos(op: NTKOperator, q: int, tol: float, maxiter: int | None, ncv: int | None, seed: int):
     """Both ends by implicitly restarted Lanczos (ARPACK): ``which="LA"`` then ``"SA"``.
 
     ARPACK's test ``‖r‖ ≤ tol·|θ|`` is relative to each Ritz value θ, so ``λ_min`` gets
@@ -406,15 +380,19 @@ def _lanczos(op: Any, q: int, tol: float, maxiter: int | None, ncv: int | None, 
     so the number of steps equals the number of products (returned as the iteration count).
     """
     N = op.shape[0]
-    top, vtop, ok1 = _eigsh(op, q, "LA", tol, maxiter, ncv, _start(N, 1, seed)[:, 0])
-    bot, vbot, ok2 = _eigsh(op, q, "SA", tol, maxiter, ncv, _start(N, 1, seed + 1)[:, 0])
+    if ncv is not None:
+        ncv = int(min(N - 1, max(ncv, 2 * q + 1)))
+    hint = "raise maxiter or tol, or use method='dense'"
+    kw = {"tol": tol, "maxiter": maxiter, "ncv": ncv, "hint": hint}
+    top, vtop, ok1 = eigsh_end(op, q, "LA", v0=seed, **kw)
+    bot, vbot, ok2 = eigsh_end(op, q, "SA", v0=seed + 1, **kw)
     vals = np.concatenate([bot, top])
     vecs = np.concatenate([vbot, vtop], axis=1)
     return vals, vecs, ok1 and ok2, op.matvecs
 
 
 def _thick_lanczos(
-    op: Any,
+    op: NTKOperator,
     q: int,
     tol: float,
     maxiter: int | None,
@@ -425,20 +403,13 @@ def _thick_lanczos(
     """Both ends from one Krylov space (:func:`~lossgeometry.linalg.lanczos_extremes`).
 
     The eigenvalue test is relative to each ``|λ|``; the basis is float64 on the operator's
-    device.
+    device (the products in the Problem's dtype).
     """
-    from lossgeometry.linalg.lanczos import lanczos_extremes
-
     N = op.shape[0]
     ncv = min(N, ncv if ncv is not None else default_ncv(N, q))
     maxiter = maxiter if maxiter is not None else max(10 * ncv, 2 * N)
-
-    def matvec(v: torch.Tensor) -> torch.Tensor:
-        return op.apply(v).to(torch.float64)
-
     r = lanczos_extremes(
-        matvec,
-        N,
+        op,
         top=q,
         bottom=q,
         tol=tol,
@@ -446,7 +417,6 @@ def _thick_lanczos(
         maxiter=maxiter,
         seed=seed,
         dtype=torch.float64,
-        device=op.w.device,
         progress=progress,
         criterion="eigenvalue",
         relative_to="value",
@@ -457,47 +427,35 @@ def _thick_lanczos(
 
 
 def _lobpcg(
-    problem,
-    w,
-    op,
-    q,
-    tol,
-    maxiter,
-    block_size,
-    preconditioner,
-    seed,
-    sel,
-    indices,
-    chunk_size,
-    max_memory,
+    problem: Problem,
+    w: torch.Tensor,
+    op: NTKOperator,
+    q: int,
+    tol: float,
+    maxiter: int | None,
+    block_size: int | None,
+    preconditioner: bool,
+    seed: int,
+    sel: torch.Tensor | None,
+    indices: Sequence[int] | torch.Tensor | None,
+    chunk_size: int | None,
+    max_memory: int | str | None,
 ):
     """Both ends by block LOBPCG (bottom end optionally preconditioned with ``(K_ii)⁻¹``).
 
-    SciPy's convergence warnings are silenced: convergence is judged on the true residual
-    norms ``‖Kv − λv‖ ≤ tol·λ_max`` of the returned pairs and reported in the result.
+    Convergence is judged on the true residual norms ``‖Kv − λv‖ ≤ tol·λ_max`` of the
+    returned pairs and reported in the result (:func:`~lossgeometry.linalg.lobpcg_end`).
     """
-    import warnings
-
-    from scipy.sparse.linalg import LinearOperator, lobpcg
+    from scipy.sparse.linalg import LinearOperator
 
     from lossgeometry.kernel.tangent import tangent_kernel
 
     N = op.shape[0]
     bs = max(q, block_size or 4)
     maxiter = maxiter or 500
-    iters = 0
     X = _start(N, bs, seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        top, vtop, hist_t = lobpcg(
-            op,
-            X,
-            largest=True,
-            tol=tol * np.linalg.norm(op @ X[:, :1]) / np.linalg.norm(X[:, 0]),
-            maxiter=maxiter,
-            retResidualNormsHistory=True,
-        )
-    iters += len(hist_t)
+    top_tol = tol * np.linalg.norm(op @ X[:, :1]) / np.linalg.norm(X[:, 0])
+    top, vtop, iters = lobpcg_end(op, X, largest=True, tol=top_tol, maxiter=maxiter)
     lmax = float(np.max(top))
     M = None
     if preconditioner:
@@ -520,19 +478,9 @@ def _lobpcg(
 
         M = LinearOperator((N, N), matvec=prec, matmat=prec, dtype=np.float64)
     X = _start(N, bs, seed + 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        bot, vbot, hist_b = lobpcg(
-            op,
-            X,
-            M=M,
-            largest=False,
-            tol=tol * lmax,
-            maxiter=maxiter,
-            retResidualNormsHistory=True,
-        )
-    iters += len(hist_b)
-    ok = len(hist_b) < maxiter + 1  # judged again on the true residuals by the caller
+    bot, vbot, it_b = lobpcg_end(op, X, largest=False, tol=tol * lmax, maxiter=maxiter, M=M)
+    iters += it_b
+    ok = it_b < maxiter + 1  # judged again on the true residuals by the caller
     it = np.argsort(top)[-q:]
     ib = np.argsort(bot)[:q]
     vals = np.concatenate([bot[ib], top[it]])

@@ -40,14 +40,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable
 from typing import Literal
 
 import torch
 
 from lossgeometry._progress import progress_bar
+from lossgeometry.operators.base import TorchLinearOperator, as_torch_operator
 
-MatVec = Callable[[torch.Tensor], torch.Tensor]
 Criterion = Literal["residual", "eigenvalue"]
 
 
@@ -146,9 +145,16 @@ def _orthogonalize(w: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torc
     return w, h + h2
 
 
+def square_operator(A: object, what: str) -> TorchLinearOperator:
+    """``A`` as a :class:`~lossgeometry.operators.TorchLinearOperator`, checked to be square."""
+    op = as_torch_operator(A)
+    if op.shape[0] != op.shape[1]:
+        raise ValueError(f"{what} needs a square (symmetric) operator, got shape {op.shape}")
+    return op
+
+
 def lanczos_extremes(
-    matvec: MatVec,
-    p: int,
+    A: object,
     *,
     top: int = 1,
     bottom: int = 0,
@@ -157,8 +163,7 @@ def lanczos_extremes(
     maxiter: int | None = None,
     v0: torch.Tensor | None = None,
     seed: int = 0,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
     progress: bool | None = None,
     warn: bool = True,
     criterion: Criterion = "residual",
@@ -175,8 +180,10 @@ def lanczos_extremes(
     half of the remaining basis taken from the same ends, and the last Lanczos vector.
 
     Args:
-        matvec: ``v (p,) -> A v (p,)``, torch in and out.
-        p: the dimension.
+        A: the symmetric ``p × p`` operator (a
+            :class:`~lossgeometry.operators.TorchLinearOperator`, or a dense matrix or SciPy
+            operator, see :func:`~lossgeometry.operators.as_torch_operator`). Its product
+            counter counts the products.
         top: how many of the largest eigenvalues to compute.
         bottom: how many of the smallest (most negative) eigenvalues to compute.
         tol: accept a pair when its residual ``‖A y − θ y‖`` (``criterion="residual"``) or
@@ -187,8 +194,8 @@ def lanczos_extremes(
         maxiter: at most this many products (default ``max(1000, 10·ncv)``).
         v0: start vector (default: Gaussian from ``seed``).
         seed: seed of the start vector and of fresh vectors after a breakdown.
-        dtype: dtype of the basis vectors (and of the products).
-        device: device of the basis vectors.
+        dtype: dtype of the basis vectors (default: the operator's; products are converted
+            to it). The basis lives on the operator's device.
         progress: a progress bar over cycles (default: on a tty).
         warn: issue a ``RuntimeWarning`` when ``maxiter`` is reached before convergence.
         criterion: ``"residual"`` (eigenvectors accurate too) or ``"eigenvalue"`` (only the
@@ -207,6 +214,10 @@ def lanczos_extremes(
     Raises:
         ValueError: ``top``/``bottom`` negative, both zero, or more eigenvalues than ``p``.
     """
+    A = square_operator(A, "lanczos_extremes")
+    p = A.shape[0]
+    dtype = A.torch_dtype if dtype is None else dtype
+    device = A.device
     if top < 0 or bottom < 0 or top + bottom == 0:
         raise ValueError(f"need top >= 0, bottom >= 0 and top + bottom >= 1; got {top}, {bottom}")
     if top + bottom > p:
@@ -223,7 +234,6 @@ def lanczos_extremes(
         raise ValueError(f"ncv = {ncv} must exceed top + bottom = {nwant}")
     maxiter = maxiter if maxiter is not None else max(1000, 10 * ncv)
     check_every = max(1, int(check_every) if check_every is not None else ncv // 32)
-    device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
 
     # basis vectors as rows; only rows [0, j] are ever read, so no need to zero-fill them
@@ -246,7 +256,7 @@ def lanczos_extremes(
         # ---------------------------------------------------------------- expand
         m = ncv
         for j in range(kept, ncv):
-            w = matvec(V[j])
+            w = A.matvec_torch(V[j]).to(dtype)
             matvecs += 1
             w, h = _orthogonalize(w, V[: j + 1])
             beta = float(w.norm())
@@ -381,7 +391,7 @@ class Tridiagonal:
 
 
 def lanczos_tridiag(
-    matmat: Callable[[torch.Tensor], torch.Tensor],
+    A: object,
     V0: torch.Tensor,
     steps: int,
     *,
@@ -391,14 +401,14 @@ def lanczos_tridiag(
     """Run ``steps`` Lanczos steps from each column of ``V0`` at once (vectorized products).
 
     The ``b`` recurrences are independent (this is not block Lanczos); their products are
-    computed together by one ``matmat`` call per step, which batches the work. With
+    computed together by one product ``A Q`` per step, which batches the work. With
     ``reorthogonalize`` every new vector is orthogonalized (twice) against all previous ones
     of its own recurrence, so the Ritz values carry no spurious copies ("ghosts"); memory is
     ``b · steps · p`` numbers.
 
     Args:
-        matmat: ``V (p, b) -> A V (p, b)``.
-        V0: start vectors ``(p, b)`` (normalized here).
+        A: the symmetric ``p × p`` operator (see :func:`lanczos_extremes`).
+        V0: start vectors ``(p, b)`` (normalized here; their dtype is the basis dtype).
         steps: Lanczos steps ``m`` (the tridiagonal matrices are ``m × m``).
         reorthogonalize: full reorthogonalization (recommended).
         progress: a progress bar over steps.
@@ -406,8 +416,9 @@ def lanczos_tridiag(
     Returns:
         A :class:`Tridiagonal`.
     """
-    if V0.ndim != 2:
-        raise ValueError(f"V0 must have shape (p, b), got {tuple(V0.shape)}")
+    A = square_operator(A, "lanczos_tridiag")
+    if V0.ndim != 2 or V0.shape[0] != A.shape[0]:
+        raise ValueError(f"V0 must have shape ({A.shape[0]}, b), got {tuple(V0.shape)}")
     p, b = V0.shape
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -426,7 +437,7 @@ def lanczos_tridiag(
     matvecs = 0
     scale = torch.zeros(b, dtype=torch.float64)
     for j in progress_bar(range(steps), progress, desc="lanczos", unit="step"):
-        w = matmat(q)
+        w = A.matmat_torch(q).to(q)
         matvecs += b
         if not bool(torch.isfinite(w).all()):
             raise ValueError("the operator returned NaN/Inf: the model or loss is not finite")
