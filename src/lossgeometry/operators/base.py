@@ -217,7 +217,11 @@ class TorchLinearOperator(sla.LinearOperator):
         return self._to_numpy(out).reshape(-1, *np.shape(x)[1:])
 
     def _adjoint(self) -> TorchLinearOperator:
-        return self if self.symmetric else AdjointOperator(self)
+        if self.symmetric:
+            return self
+        if getattr(self, "_adjoint_operator", None) is None:
+            self._adjoint_operator = AdjointOperator(self)
+        return self._adjoint_operator
 
     def _transpose(self) -> TorchLinearOperator:
         return self._adjoint()  # real operators: the transpose is the adjoint
@@ -237,6 +241,7 @@ class AdjointOperator(TorchLinearOperator):
     """``Aᵀ`` of a non-symmetric :class:`TorchLinearOperator` ``A`` (what ``A.T``/``A.H`` give).
 
     Its products are ``A``'s adjoint products and the other way round; it counts its own.
+    ``A.T`` returns the same instance every time, and ``A.T.T is A``.
     """
 
     def __init__(self, A: TorchLinearOperator) -> None:
