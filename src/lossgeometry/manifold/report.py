@@ -119,27 +119,11 @@ def hessian_nullity(
         Q, _ = torch.linalg.qr(H @ omega)
         B = Q.T @ (H @ Q)
         ev = torch.linalg.eigvalsh(0.5 * (B + B.T)).cpu().numpy()
-        ev = ev[np.argsort(-np.abs(ev))]
-        rk = numerical_rank(ev, tol, min_gap=min_gap, dim=p64.p)
-        if rk.rank < m:
-            nullity = p64.p - rk.rank
-            rk = dataclasses.replace(rk, size=p64.p)
-        else:
-            nullity = None
-            rk = dataclasses.replace(rk, size=p64.p, rank=m)
-        ev = np.sort(ev)[::-1]
+        ev, rk, nullity = _nullity_from_largest(ev, p64.p, tol, min_gap)
     elif method == "lanczos":
         num = int(min(num or 200, p64.p - 1))
         ev, _, _ = eigsh_end(H, num, "LM", v0=0, vectors=False)
-        ev = ev[np.argsort(-np.abs(ev))]
-        rk = numerical_rank(ev, tol, min_gap=min_gap, dim=p64.p)
-        if rk.rank < num:
-            nullity = p64.p - rk.rank
-            rk = dataclasses.replace(rk, size=p64.p)
-        else:
-            nullity = None
-            rk = dataclasses.replace(rk, size=p64.p, rank=num)
-        ev = np.sort(ev)[::-1]
+        ev, rk, nullity = _nullity_from_largest(ev, p64.p, tol, min_gap)
     else:
         raise ValueError(
             f"method must be 'auto', 'dense', 'randomized' or 'lanczos', got {method!r}"
@@ -148,6 +132,27 @@ def hessian_nullity(
     return HessianNullity(
         nullity=nullity, rank=rk, eigenvalues=ev, method=method, p=p64.p, negative=negative
     )
+
+
+def _nullity_from_largest(
+    ev: np.ndarray, p: int, tol: float | None, min_gap: float
+) -> tuple[np.ndarray, Rank, int | None]:
+    """The nullity of a ``p × p`` matrix from its ``m`` eigenvalues of largest magnitude.
+
+    If the cut lies among them (rank ``< m``), every eigenvalue not computed is smaller
+    still, hence zero: nullity ``p − rank``; otherwise it is undecided (``None``, rank ``≥ m``).
+    Returns the values in decreasing order, the :class:`Rank` (size ``p``) and the nullity.
+    """
+    m = ev.size
+    ev = ev[np.argsort(-np.abs(ev))]
+    rk = numerical_rank(ev, tol, min_gap=min_gap, dim=p)
+    if rk.rank < m:
+        nullity: int | None = p - rk.rank
+        rk = dataclasses.replace(rk, size=p)
+    else:
+        nullity = None
+        rk = dataclasses.replace(rk, size=p, rank=m)
+    return np.sort(ev)[::-1], rk, nullity
 
 
 @dataclasses.dataclass(frozen=True)

@@ -190,31 +190,28 @@ class TorchLinearOperator(sla.LinearOperator):
     def _to_numpy(self, t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().numpy().astype(self.dtype, copy=False)
 
+    def _numpy_matmat(self, fn: Callable[[torch.Tensor], torch.Tensor], X: Any, rows: int) -> Any:
+        """``fn`` (a torch product) on a NumPy ``(rows, m)`` matrix; torch input passes as is."""
+        if isinstance(X, torch.Tensor):
+            return fn(X)
+        X = np.asanyarray(X)
+        if X.ndim != 2 or X.shape[0] != rows:
+            raise ValueError(f"dimension mismatch: {self.shape}, {X.shape}")
+        return self._to_numpy(fn(self._to_torch(X)))
+
     def matmat(self, X: Any) -> Any:
         """``A X``: NumPy in and out (SciPy's protocol), or torch in and out."""
-        if isinstance(X, torch.Tensor):
-            return self.matmat_torch(X)
-        X = np.asanyarray(X)
-        if X.ndim != 2 or X.shape[0] != self.shape[1]:
-            raise ValueError(f"dimension mismatch: {self.shape}, {X.shape}")
-        return self._to_numpy(self.matmat_torch(self._to_torch(X)))
+        return self._numpy_matmat(self.matmat_torch, X, self.shape[1])
 
     def rmatmat(self, X: Any) -> Any:
         """``Aᵀ X``: NumPy in and out (SciPy's protocol), or torch in and out."""
-        if isinstance(X, torch.Tensor):
-            return self.rmatmat_torch(X)
-        X = np.asanyarray(X)
-        if X.ndim != 2 or X.shape[0] != self.shape[0]:
-            raise ValueError(f"dimension mismatch: {self.shape}, {X.shape}")
-        return self._to_numpy(self.rmatmat_torch(self._to_torch(X)))
+        return self._numpy_matmat(self.rmatmat_torch, X, self.shape[0])
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
-        out = self.matvec_torch(self._to_torch(x).reshape(-1))
-        return self._to_numpy(out).reshape(-1, *np.shape(x)[1:])
+        return self.matmat(np.reshape(x, (-1, 1))).reshape(-1, *np.shape(x)[1:])
 
     def _rmatvec(self, x: np.ndarray) -> np.ndarray:
-        out = self.rmatvec_torch(self._to_torch(x).reshape(-1))
-        return self._to_numpy(out).reshape(-1, *np.shape(x)[1:])
+        return self.rmatmat(np.reshape(x, (-1, 1))).reshape(-1, *np.shape(x)[1:])
 
     def _adjoint(self) -> TorchLinearOperator:
         if self.symmetric:
