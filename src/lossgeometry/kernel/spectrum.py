@@ -42,36 +42,31 @@ import numpy as np
 import torch
 
 from lossgeometry.kernel import memory as _mem
-from lossgeometry.linalg.arpack import eigsh_end, lobpcg_end
-from lossgeometry.linalg.lanczos import lanczos_extremes
-from lossgeometry.operators.ntk import NTKOperator
+from lossgeometry.kernel.spectrum_free import (
+    LANCZOS_NCV,
+    arpack_ends,
+    default_ncv,
+    lobpcg_ends,
+    thick_lanczos_ends,
+)
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
+
+__all__ = [
+    "DENSE_THRESHOLD",
+    "LANCZOS_NCV",
+    "SPECTRUM_METHODS",
+    "KernelSpectrum",
+    "default_ncv",
+    "kernel_spectrum",
+    "spectrum_from_kernel",
+]
 
 DENSE_THRESHOLD: int = 4096
 """``method="auto"`` builds the dense kernel when ``N = n·ks`` is at most this (and it fits
 in memory); matrix-free Lanczos otherwise."""
 
 SPECTRUM_METHODS = ("auto", "dense", "lanczos", "arpack", "lobpcg")
-
-LANCZOS_NCV: int | None = 40
-"""Default ARPACK basis size (``method="arpack"``): larger than SciPy's ``max(2k+1, 20)``
-because the bottom of an ill-conditioned kernel needed several times fewer products with it
-(see ``docs/kernel.md``)."""
-
-LANCZOS_BASIS_BYTES = 2**30
-"""Memory budget of the thick-restart Lanczos basis (``method="lanczos"``)."""
-
-
-def default_ncv(N: int, q: int = 1) -> int:
-    """Basis size of ``method="lanczos"``: ``min(N, 512)``, within :data:`LANCZOS_BASIS_BYTES`.
-
-    A basis long enough not to restart is what makes ``λ_min`` converge in few products
-    (restarting throws away the polynomial built so far); the basis is ``ncv`` float64
-    vectors of length ``N``, small next to the model for any ``N`` that needs this method.
-    """
-    budget = max(2 * q + 10, LANCZOS_BASIS_BYTES // (8 * max(N, 1)))
-    return int(min(N, 512, budget))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,25 +282,25 @@ def kernel_spectrum(
         indices=indices,
     )
     if method == "lanczos":
-        res = _thick_lanczos(op, q, tol, maxiter, ncv, seed, progress)
+        res = thick_lanczos_ends(op, q, tol, maxiter, ncv, seed, progress)
     elif method == "arpack":
-        res = _lanczos(op, q, tol, maxiter, ncv if ncv is not None else LANCZOS_NCV, seed)
+        res = arpack_ends(op, q, tol, maxiter, ncv if ncv is not None else LANCZOS_NCV, seed)
     else:
-        res = _lobpcg(
-            problem,
-            w,
-            op,
-            q,
-            tol,
-            maxiter,
-            block_size,
-            preconditioner,
-            seed,
-            sel,
-            indices,
-            chunk_size,
-            max_memory,
-        )
+        diag = None
+        if preconditioner:
+
+            def diag() -> torch.Tensor:
+                return tangent_kernel(
+                    problem,
+                    w,
+                    outputs=sel.tolist() if sel is not None else "full",
+                    diagonal_only=True,
+                    indices=indices,
+                    chunk_size=chunk_size,
+                    max_memory=max_memory,
+                )
+
+        res = lobpcg_ends(op, q, tol, maxiter, block_size, seed, diag)
     vals, vecs, converged, iters = res
     products = op.matvecs
     R = (op @ torch.from_numpy(vecs)).cpu().double().numpy() - vecs * vals[None, :]
@@ -365,124 +360,3 @@ def spectrum_from_kernel(
         dtype=str(K.dtype).replace("torch.", ""),
         seconds=seconds + time.perf_counter() - t0,
     )
-
-
-def _start(N: int, c: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((N, c))
-
-
-def _lanczos(op: NTKOperator, q: int, tol: float, maxiter: int | None, ncv: int | None, seed: int):
-    """Both ends by implicitly restarted Lanczos (ARPACK): ``which="LA"`` then ``"SA"``.
-
-    ARPACK's test ``‖r‖ ≤ tol·|θ|`` is relative to each Ritz value θ, so ``λ_min`` gets
-    relative accuracy (Lanczos on the shifted ``σI − K`` would only give ``tol·σ`` absolute
-    accuracy, useless when ``κ > 1/tol``). ARPACK applies the operator once per Lanczos step,
-    so the number of steps equals the number of products (returned as the iteration count).
-    """
-    N = op.shape[0]
-    if ncv is not None:
-        ncv = int(min(N - 1, max(ncv, 2 * q + 1)))
-    hint = "raise maxiter or tol, or use method='dense'"
-    kw = {"tol": tol, "maxiter": maxiter, "ncv": ncv, "hint": hint}
-    top, vtop, ok1 = eigsh_end(op, q, "LA", v0=seed, **kw)
-    bot, vbot, ok2 = eigsh_end(op, q, "SA", v0=seed + 1, **kw)
-    vals = np.concatenate([bot, top])
-    vecs = np.concatenate([vbot, vtop], axis=1)
-    return vals, vecs, ok1 and ok2, op.matvecs
-
-
-def _thick_lanczos(
-    op: NTKOperator,
-    q: int,
-    tol: float,
-    maxiter: int | None,
-    ncv: int | None,
-    seed: int,
-    progress: bool | None,
-) -> tuple[np.ndarray, np.ndarray, bool, int]:
-    """Both ends from one Krylov space (:func:`~lossgeometry.linalg.lanczos_extremes`).
-
-    The eigenvalue test is relative to each ``|λ|``; the basis is float64 on the operator's
-    device (the products in the Problem's dtype).
-    """
-    N = op.shape[0]
-    ncv = min(N, ncv if ncv is not None else default_ncv(N, q))
-    maxiter = maxiter if maxiter is not None else max(10 * ncv, 2 * N)
-    r = lanczos_extremes(
-        op,
-        top=q,
-        bottom=q,
-        tol=tol,
-        ncv=ncv,
-        maxiter=maxiter,
-        seed=seed,
-        dtype=torch.float64,
-        progress=progress,
-        criterion="eigenvalue",
-        relative_to="value",
-    )
-    vals = torch.cat([r.bottom, r.top.flip(0)]).numpy()
-    vecs = torch.cat([r.bottom_vectors, r.top_vectors.flip(1)], dim=1).cpu().numpy()
-    return vals, vecs, r.converged, r.matvecs
-
-
-def _lobpcg(
-    problem: Problem,
-    w: torch.Tensor,
-    op: NTKOperator,
-    q: int,
-    tol: float,
-    maxiter: int | None,
-    block_size: int | None,
-    preconditioner: bool,
-    seed: int,
-    sel: torch.Tensor | None,
-    indices: Sequence[int] | torch.Tensor | None,
-    chunk_size: int | None,
-    max_memory: int | str | None,
-):
-    """Both ends by block LOBPCG (bottom end optionally preconditioned with ``(K_ii)⁻¹``).
-
-    Convergence is judged on the true residual norms ``‖Kv − λv‖ ≤ tol·λ_max`` of the
-    returned pairs and reported in the result (:func:`~lossgeometry.linalg.lobpcg_end`).
-    """
-    from scipy.sparse.linalg import LinearOperator
-
-    from lossgeometry.kernel.tangent import tangent_kernel
-
-    N = op.shape[0]
-    bs = max(q, block_size or 4)
-    maxiter = maxiter or 500
-    X = _start(N, bs, seed)
-    top_tol = tol * np.linalg.norm(op @ X[:, :1]) / np.linalg.norm(X[:, 0])
-    top, vtop, iters = lobpcg_end(op, X, largest=True, tol=top_tol, maxiter=maxiter)
-    lmax = float(np.max(top))
-    M = None
-    if preconditioner:
-        blocks = tangent_kernel(
-            problem,
-            w,
-            outputs=sel.tolist() if sel is not None else "full",
-            diagonal_only=True,
-            indices=indices,
-            chunk_size=chunk_size,
-            max_memory=max_memory,
-        ).double()
-        ks = blocks.shape[-1]
-        reg = 1e-6 * lmax * torch.eye(ks, dtype=torch.float64, device=blocks.device)
-        inv = torch.linalg.inv(blocks + reg).cpu().numpy()
-
-        def prec(Y: np.ndarray) -> np.ndarray:
-            Y2 = Y.reshape(-1, ks, Y.shape[-1] if Y.ndim == 2 else 1)
-            return np.einsum("iab,ibc->iac", inv, Y2).reshape(Y.shape)
-
-        M = LinearOperator((N, N), matvec=prec, matmat=prec, dtype=np.float64)
-    X = _start(N, bs, seed + 1)
-    bot, vbot, it_b = lobpcg_end(op, X, largest=False, tol=tol * lmax, maxiter=maxiter, M=M)
-    iters += it_b
-    ok = it_b < maxiter + 1  # judged again on the true residuals by the caller
-    it = np.argsort(top)[-q:]
-    ib = np.argsort(bot)[:q]
-    vals = np.concatenate([bot[ib], top[it]])
-    vecs = np.concatenate([vbot[:, ib], vtop[:, it]], axis=1)
-    return vals, vecs, ok, iters

@@ -5,7 +5,9 @@ every function below also takes a dense matrix or a SciPy ``LinearOperator``
 (:func:`as_torch_operator`), and counts its products on the operator.
 
 * :mod:`~lossgeometry.linalg.lanczos`: thick-restart Lanczos for both ends of a symmetric
-  spectrum (:func:`lanczos_extremes`), vectorized Lanczos tridiagonalization.
+  spectrum (:func:`lanczos_extremes`).
+* :mod:`~lossgeometry.linalg.tridiagonal`: Lanczos tridiagonalizations from many start
+  vectors at once (:func:`lanczos_tridiag`).
 * :mod:`~lossgeometry.linalg.arpack`: adapters to ARPACK (:func:`eigsh_end`) and LOBPCG
   (:func:`lobpcg_end`).
 * :mod:`~lossgeometry.linalg.power`: power iteration (:func:`power_iteration`).
@@ -20,15 +22,11 @@ every function below also takes a dense matrix or a SciPy ``LinearOperator``
 from lossgeometry.linalg.arpack import eigsh_end, lobpcg_end
 from lossgeometry.linalg.dense import DENSE_MAX_ORDER, symmetric_dense
 from lossgeometry.linalg.hutchinson import TraceEstimate, hutchinson, hutchpp
-from lossgeometry.linalg.lanczos import (
-    LanczosResult,
-    Tridiagonal,
-    lanczos_extremes,
-    lanczos_tridiag,
-)
+from lossgeometry.linalg.lanczos import LanczosResult, lanczos_extremes
 from lossgeometry.linalg.power import PowerIteration, power_iteration
 from lossgeometry.linalg.rank import Rank, numerical_rank
 from lossgeometry.linalg.slq import gaussian_density, slq_nodes
+from lossgeometry.linalg.tridiagonal import Tridiagonal, lanczos_tridiag
 from lossgeometry.operators.base import CallableOperator, TorchLinearOperator, as_torch_operator
 
 __all__ = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from lossgeometry.linalg.lanczos import square_operator
+from lossgeometry.operators.base import square_operator
 
 __all__ = ["DENSE_MAX_ORDER", "symmetric_dense"]
 

@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from lossgeometry._progress import progress_bar
-from lossgeometry.linalg.lanczos import square_operator
-from lossgeometry.operators.base import TorchLinearOperator
+from lossgeometry.operators.base import TorchLinearOperator, square_operator
 from lossgeometry.results import Result
 
 

@@ -14,7 +14,7 @@ import dataclasses
 
 import torch
 
-from lossgeometry.linalg.lanczos import square_operator
+from lossgeometry.operators.base import square_operator
 
 __all__ = ["PowerIteration", "power_iteration"]
 

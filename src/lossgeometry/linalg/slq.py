@@ -23,7 +23,8 @@ import math
 import numpy as np
 import torch
 
-from lossgeometry.linalg.lanczos import lanczos_tridiag, square_operator
+from lossgeometry.linalg.tridiagonal import lanczos_tridiag
+from lossgeometry.operators.base import square_operator
 
 
 def slq_nodes(

@@ -348,3 +348,14 @@ def as_torch_operator(
         "expected a TorchLinearOperator, a SciPy LinearOperator, a torch.Tensor or a "
         f"numpy.ndarray, got {type(A).__name__}"
     )
+
+
+def square_operator(A: object, what: str) -> TorchLinearOperator:
+    """``A`` as a :class:`TorchLinearOperator` (:func:`as_torch_operator`), checked to be square.
+
+    ``what`` names the caller in the error message.
+    """
+    op = as_torch_operator(A)
+    if op.shape[0] != op.shape[1]:
+        raise ValueError(f"{what} needs a square (symmetric) operator, got shape {op.shape}")
+    return op
