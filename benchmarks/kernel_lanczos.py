@@ -77,10 +77,8 @@ def arpack(K: torch.Tensor, tol: float, maxiter: int) -> dict:
 
 
 def ours(K: torch.Tensor, tol: float, ncv: int) -> dict:
-    N = K.shape[0]
     r = lanczos_extremes(
-        lambda v: K @ v,
-        N,
+        K,
         top=1,
         bottom=1,
         tol=tol,

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import lossgeometry as lg
-from lossgeometry.manifold._linalg import dense_jacobian
+from lossgeometry.operators.jacobian import dense_jacobian
 
 torch.set_num_threads(1)
 

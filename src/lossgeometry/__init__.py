@@ -12,6 +12,7 @@ from lossgeometry import (  # alpha-beta: analytic examples, SPS/NGN/AdaGrad-nor
     data,
     examples,
     models,
+    operators,
     optim,
 )
 from lossgeometry._version import __version__
@@ -101,6 +102,13 @@ from lossgeometry.manifold import (  # manifold of minima
 )
 from lossgeometry.manifold.options import ManifoldOptions  # manifold study
 from lossgeometry.monitor import Monitor
+from lossgeometry.operators import (  # matrix-free operators
+    GramOperator,
+    HessianOperator,
+    JacobianOperator,
+    ModelHessianOperator,
+    TorchLinearOperator,
+)
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result, load_result
 from lossgeometry.train import TrainingDivergedError, Trajectory, train
@@ -110,6 +118,12 @@ __all__ = [
     "Problem",
     "Result",
     "__version__",
+    # matrix-free operators (lg.operators; lg.NTKOperator below)
+    "GramOperator",
+    "HessianOperator",
+    "JacobianOperator",
+    "ModelHessianOperator",
+    "TorchLinearOperator",
     # curvature
     "HessianBound",
     "HessianDensity",
@@ -175,6 +189,7 @@ __all__ = [
     "data",
     "load_result",
     "models",
+    "operators",
     # training
     "Monitor",
     "TrainingDivergedError",

@@ -1,9 +1,9 @@
 """Curvature: the loss Hessian, its Gauss–Newton part, and the model Hessian.
 
-* :mod:`~lossgeometry.curvature.hessian`: :func:`hessian_operator` (``∇²L`` or the GGN as a
-  SciPy ``LinearOperator`` with torch-native products).
-* :mod:`~lossgeometry.curvature.model_hessian`: :func:`model_hessian_operator`
-  (``Σ u_i ∇²F_i``) and :func:`model_hessian_norm` (``‖D²F‖``).
+The operators (:func:`hessian_operator`: ``∇²L`` or the GGN; :func:`model_hessian_operator`:
+``Σ u_i ∇²F_i``) live in :mod:`lossgeometry.operators` and are re-exported here.
+
+* :mod:`~lossgeometry.curvature.model_hessian`: :func:`model_hessian_norm` (``‖D²F‖``).
 * :mod:`~lossgeometry.curvature.spectrum`: :func:`hessian_spectrum` (both ends).
 * :mod:`~lossgeometry.curvature.trace`: :func:`hessian_trace` (Hutchinson / Hutch++).
 * :mod:`~lossgeometry.curvature.density`: :func:`hessian_density` (SLQ).
@@ -13,16 +13,15 @@
 
 from lossgeometry.curvature.bound import HessianBound, hessian_bound
 from lossgeometry.curvature.density import HessianDensity, hessian_density
-from lossgeometry.curvature.hessian import HessianOperator, hessian_operator
-from lossgeometry.curvature.model_hessian import (
-    ModelHessianNorm,
+from lossgeometry.curvature.model_hessian import ModelHessianNorm, model_hessian_norm
+from lossgeometry.curvature.spectrum import HessianSpectrum, hessian_spectrum
+from lossgeometry.curvature.trace import HessianTrace, hessian_trace
+from lossgeometry.operators.hessian import HessianOperator, hessian_operator
+from lossgeometry.operators.model_hessian import (
     ModelHessianOperator,
-    model_hessian_norm,
     model_hessian_operator,
     second_directional_derivative,
 )
-from lossgeometry.curvature.spectrum import HessianSpectrum, hessian_spectrum
-from lossgeometry.curvature.trace import HessianTrace, hessian_trace
 
 __all__ = [
     "HessianBound",

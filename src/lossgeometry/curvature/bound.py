@@ -30,10 +30,10 @@ import dataclasses
 
 import torch
 
-from lossgeometry.curvature.hessian import hessian_operator, reference_problem
 from lossgeometry.curvature.model_hessian import model_hessian_norm
 from lossgeometry.curvature.spectrum import default_tol
 from lossgeometry.linalg.lanczos import lanczos_extremes
+from lossgeometry.operators.hessian import hessian_operator, reference_problem
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
@@ -118,27 +118,9 @@ def hessian_bound(
     margin = 10 * tol if margin is None else float(margin)
     c = prob.loss_scale
     H = hessian_operator(prob, w, "loss")
-    lam = lanczos_extremes(
-        H.matvec_torch,
-        prob.p,
-        top=1,
-        tol=tol,
-        seed=seed,
-        dtype=prob.dtype,
-        device=prob.device,
-        progress=progress,
-    )
+    lam = lanczos_extremes(H, top=1, tol=tol, seed=seed, progress=progress)
     G = hessian_operator(prob, w, "ggn")
-    gn = lanczos_extremes(
-        G.matvec_torch,
-        prob.p,
-        top=1,
-        tol=tol,
-        seed=seed + 1,
-        dtype=prob.dtype,
-        device=prob.device,
-        progress=progress,
-    )
+    gn = lanczos_extremes(G, top=1, tol=tol, seed=seed + 1, progress=progress)
     lf2 = float(gn.top[0]) / c
     r = prob.residual(w)
     rnorm = float(r.norm())

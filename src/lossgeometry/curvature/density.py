@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lossgeometry.curvature.hessian import Of, hessian_operator
 from lossgeometry.linalg.slq import default_grid, gaussian_density, slq_nodes
+from lossgeometry.operators.hessian import Of, hessian_operator
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
@@ -142,14 +142,11 @@ def hessian_density(
         problem, w, of, dtype, indices=indices, chunk_size=chunk_size, max_vectors=max_vectors
     )
     nodes, weights, _ = slq_nodes(
-        H.matmat_torch,
-        H.p,
+        H,
         probes=probes,
         steps=steps,
         seed=seed,
         reorthogonalize=reorthogonalize,
-        dtype=H.torch_dtype,
-        device=H.device,
         progress=progress,
     )
     if sigma is None:

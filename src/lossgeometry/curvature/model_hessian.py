@@ -1,4 +1,4 @@
-r"""The model Hessian ``D²F``: the operator ``Σ_i u_i ∇²F_i`` and its spectral norm.
+r"""The spectral norm of the model Hessian ``D²F`` (operators: :mod:`lossgeometry.operators`).
 
 The model Hessian of ``F: R^p → R^{N}`` (``N = n·k`` outputs: ``n`` inputs, ``k`` outputs
 each, flat index ``i·k + a``) is the symmetric 3-tensor ``T_{j,s,t} = ∂²F_j/∂w_s∂w_t``. Its
@@ -39,228 +39,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.func import jvp
 
 from lossgeometry._progress import progress_bar
-from lossgeometry.curvature.hessian import Backend, ChunkedHVP, reference_problem
 from lossgeometry.linalg.lanczos import lanczos_extremes
-from lossgeometry.linalg.operator import TorchLinearOperator
+from lossgeometry.operators.hessian import Backend, reference_problem
+from lossgeometry.operators.model_hessian import (
+    ModelHessianOperator,
+    ModelInputs,
+    second_derivatives,
+)
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
-
-
-class _Inputs:
-    """The inputs whose outputs make up ``F``: the Problem's samples, a subset, or raw inputs."""
-
-    def __init__(
-        self,
-        problem: Problem,
-        inputs: torch.Tensor | None,
-        indices: Sequence[int] | torch.Tensor | None,
-        chunk_size: int | None,
-    ) -> None:
-        if inputs is not None and indices is not None:
-            raise ValueError("pass either inputs (raw model inputs) or indices (samples), not both")
-        self.problem = problem
-        self.chunk_size = chunk_size or problem.chunk_size
-        self.indices = indices
-        self.single = False
-        self.X: torch.Tensor | None = None
-        if inputs is not None:
-            if not isinstance(inputs, torch.Tensor):
-                raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
-            sample_shape = tuple(problem.batch(torch.arange(1))[0].shape[1:])
-            X = inputs
-            if tuple(X.shape) == sample_shape:
-                X, self.single = X.unsqueeze(0), True
-            elif tuple(X.shape[1:]) != sample_shape:
-                raise ValueError(
-                    f"inputs must be one model input of shape {sample_shape} or a batch of shape "
-                    f"(b, *{sample_shape}), got {tuple(inputs.shape)}"
-                )
-            if X.shape[0] == 0:
-                raise ValueError("inputs is empty")
-            self.X = (
-                X.to(device=problem.device, dtype=problem.dtype)
-                if X.is_floating_point()
-                else X.to(problem.device)
-            )
-            self.n = X.shape[0]
-        else:
-            self.n = problem.sample_count(indices)
-            if indices is not None and self.n == 1:
-                self.single = True
-
-    def chunks(self) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield ``(start, x)``: consecutive chunks of inputs and their first row in ``u``."""
-        if self.X is not None:
-            for s in range(0, self.n, self.chunk_size):
-                yield s, self.X[s : s + self.chunk_size]
-            return
-        pos = 0
-        for _, x, _ in self.problem.iter_chunks(self.indices, self.chunk_size):
-            yield pos, x
-            pos += x.shape[0]
-
-
-class ModelHessianOperator(TorchLinearOperator):
-    """``M_u = Σ_{i,a} u_{ia} ∇²F_{ia}(w)``, the model Hessian contracted with output weights.
-
-    Products are Hessian-vector products of the scalar ``w ↦ ⟨u, F(w)⟩``, chunked over the
-    inputs, with the backends of :class:`~lossgeometry.curvature.hessian.HessianOperator`
-    (default: reverse-over-reverse with the gradient graph cached until ``u`` changes). No
-    loss and no reduction are involved.
-
-    Args:
-        problem: the Problem (its model; its data unless ``inputs`` is given).
-        w: the point (default: the model's current parameters).
-        u: output weights, shape ``(n, k)`` (``n`` = number of selected inputs).
-        inputs: raw model inputs (one input, or a batch ``(b, ...)``) instead of the data.
-        indices: a subset of the Problem's samples instead of all of them.
-        dtype: compute in this dtype (the Problem is copied).
-        chunk_size: inputs per chunk.
-        max_vectors: vectors per vectorized product.
-        backend: ``"revrev"`` (default) or ``"fwdrev"``.
-        cache: keep the gradient graphs until ``u`` changes (default: a single chunk, or
-            several whose graphs fit in 2 GiB, measured on the first).
-    """
-
-    def __init__(
-        self,
-        problem: Problem,
-        w: torch.Tensor | None,
-        u: torch.Tensor,
-        *,
-        inputs: torch.Tensor | None = None,
-        indices: Sequence[int] | torch.Tensor | None = None,
-        dtype: torch.dtype | None = None,
-        chunk_size: int | None = None,
-        max_vectors: int | None = 16,
-        backend: Backend = "revrev",
-        cache: bool | None = None,
-    ) -> None:
-        prob = reference_problem(problem, dtype)
-        super().__init__(prob.p, prob.dtype, prob.device, max_vectors=max_vectors)
-        self.problem = prob
-        self.w = prob.check_w(w).detach().clone() if w is not None else prob.params()
-        self.inputs = _Inputs(prob, inputs, indices, chunk_size)
-        self.u = self._check_u(u)
-        n_chunks = math.ceil(self.inputs.n / self.inputs.chunk_size)
-        if cache is None and n_chunks <= 1:
-            cache = True
-        self._hvp = ChunkedHVP(  # cache=None: kept when all chunks' graphs fit the budget
-            lambda w_, x, uc: (prob.forward(w_, x) * uc).sum(),
-            self._chunks,
-            self.w,
-            backend,
-            cache,
-            n_chunks=n_chunks,
-        )
-
-    def _check_u(self, u: torch.Tensor) -> torch.Tensor:
-        n, k = self.inputs.n, self.problem.k
-        if not isinstance(u, torch.Tensor):
-            raise TypeError(f"u must be a torch.Tensor of shape ({n}, {k}), got {type(u).__name__}")
-        if u.numel() != n * k or (u.ndim == 2 and u.shape != (n, k)):
-            raise ValueError(
-                f"u must have shape ({n}, {k}) (inputs × outputs), got {tuple(u.shape)}"
-            )
-        return u.reshape(n, k).to(device=self.device, dtype=self.torch_dtype)
-
-    def set_u(self, u: torch.Tensor) -> None:
-        """Replace the output weights ``u`` (shape ``(n, k)``)."""
-        self.u = self._check_u(u)
-        self._hvp.invalidate()
-
-    def _chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for s, x in self.inputs.chunks():
-            yield x, self.u[s : s + x.shape[0]]
-
-    def _matmat_torch(self, V: torch.Tensor) -> torch.Tensor:
-        return self._hvp.matmat(V).detach()
-
-
-def model_hessian_operator(
-    problem: Problem,
-    w: torch.Tensor | None,
-    u: torch.Tensor,
-    *,
-    inputs: torch.Tensor | None = None,
-    indices: Sequence[int] | torch.Tensor | None = None,
-    dtype: torch.dtype | None = None,
-    chunk_size: int | None = None,
-    max_vectors: int | None = 16,
-    backend: Backend = "revrev",
-    cache: bool | None = None,
-) -> ModelHessianOperator:
-    """``M_u = Σ_{i,a} u_{ia} ∇²F_{ia}(w)`` as a symmetric matrix-free operator.
-
-    For MSE with reduction ``"sum"`` and ``u = F(w) − Y`` this is the second term of the loss
-    Hessian, ``∇²L = JᵀJ + M_r``.
-
-    Args:
-        problem: the Problem.
-        w: the point (``None``: the model's current parameters).
-        u: output weights of shape ``(n, k)``.
-        inputs: raw model inputs instead of the Problem's data.
-        indices: a subset of the Problem's samples.
-        dtype: e.g. ``torch.float64`` for a reference copy.
-        chunk_size: inputs per chunk.
-        max_vectors: vectors per vectorized product.
-        backend: ``"revrev"`` (default) or ``"fwdrev"``.
-        cache: keep the gradient graphs until ``u`` changes (default: single chunk).
-
-    Returns:
-        A :class:`ModelHessianOperator`.
-    """
-    return ModelHessianOperator(
-        problem,
-        w,
-        u,
-        inputs=inputs,
-        indices=indices,
-        dtype=dtype,
-        chunk_size=chunk_size,
-        max_vectors=max_vectors,
-        backend=backend,
-        cache=cache,
-    )
-
-
-def second_directional_derivative(
-    problem: Problem,
-    w: torch.Tensor,
-    v: torch.Tensor,
-    *,
-    inputs: torch.Tensor | None = None,
-    indices: Sequence[int] | torch.Tensor | None = None,
-    chunk_size: int | None = None,
-) -> torch.Tensor:
-    """``g(v)_{ia} = vᵀ ∇²F_{ia}(w) v = d²/dt² F_{ia}(w + t v)|_{t=0}``, shape ``(n, k)``.
-
-    One forward-over-forward ``jvp`` per chunk of inputs.
-    """
-    w = problem.check_w(w).detach()
-    v = problem.check_v(v)
-    return _g(problem, w, v, _Inputs(problem, inputs, indices, chunk_size))
-
-
-def _g(problem: Problem, w: torch.Tensor, v: torch.Tensor, inp: _Inputs) -> torch.Tensor:
-    outs = []
-    for _, x in inp.chunks():
-
-        def f(w_: torch.Tensor, x: torch.Tensor = x) -> torch.Tensor:
-            return problem.forward(w_, x)
-
-        def df(w_: torch.Tensor, f=f) -> torch.Tensor:
-            return jvp(f, (w_,), (v,))[1]
-
-        outs.append(jvp(df, (w,), (v,))[1].detach())
-    return torch.cat(outs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -371,7 +164,7 @@ def model_hessian_norm(
     op = ModelHessianOperator(
         prob,
         w,
-        torch.zeros(_Inputs(prob, inputs, indices, chunk_size).n, prob.k),
+        torch.zeros(ModelInputs(prob, inputs, indices, chunk_size).n, prob.k),
         inputs=inputs,
         indices=indices,
         chunk_size=chunk_size,
@@ -383,7 +176,7 @@ def model_hessian_norm(
     starts: list[torch.Tensor | None] = []
     if u0 is not None:
         for u in [u0] if isinstance(u0, torch.Tensor) else list(u0):
-            starts.append(op._check_u(u))
+            starts.append(op.check_u(u))
     starts += [None] * restarts
     gen = torch.Generator().manual_seed(seed)
     counters = {"g": 0, "it": 0}
@@ -448,7 +241,7 @@ def _alternate(
     prob: Problem,
     w: torch.Tensor,
     op: ModelHessianOperator,
-    inp: _Inputs,
+    inp: ModelInputs,
     u_start: torch.Tensor | None,
     gen: torch.Generator,
     tol: float,
@@ -466,7 +259,7 @@ def _alternate(
 
     def g_of(v: torch.Tensor) -> torch.Tensor:
         counters["g"] += 1
-        return _g(prob, w, v, inp).reshape(-1)
+        return second_derivatives(prob, w, v, inp).reshape(-1)
 
     def v_step(
         u: torch.Tensor, v0: torch.Tensor | None, steps: int | None
@@ -475,8 +268,7 @@ def _alternate(
         op.set_u(u.reshape(shape))
         ncv, most = (min(steps, p), min(steps, p)) if steps else (None, None)
         res = lanczos_extremes(
-            op.matvec_torch,
-            p,
+            op,
             top=1,
             bottom=1,
             tol=tol,
@@ -484,8 +276,6 @@ def _alternate(
             maxiter=most,
             v0=v0,
             seed=int(torch.randint(0, 2**31 - 1, (1,), generator=gen)),
-            dtype=dt,
-            device=dev,
             warn=False,
         )
         if float(res.top[0].abs()) >= float(res.bottom[0].abs()):

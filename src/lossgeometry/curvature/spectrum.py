@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from lossgeometry.curvature.hessian import Of, hessian_operator
+from lossgeometry.linalg.arpack import eigsh_end
+from lossgeometry.linalg.dense import DENSE_MAX_ORDER, symmetric_dense
 from lossgeometry.linalg.lanczos import Criterion, lanczos_extremes
+from lossgeometry.operators.base import TorchLinearOperator
+from lossgeometry.operators.hessian import Of, hessian_operator
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
 Method = Literal["auto", "lanczos", "arpack", "dense"]
-
-DENSE_AUTO_LIMIT = 1500
-"""``method="auto"`` computes the dense Hessian when ``p`` is at most this."""
 
 
 def default_tol(dtype: torch.dtype) -> float:
@@ -151,7 +150,7 @@ def hessian_spectrum(
         method: ``"lanczos"`` (thick-restart Lanczos, both ends from one Krylov space),
             ``"arpack"`` (``scipy.sparse.linalg.eigsh``: one run per end, ``tol`` relative to
             ``|λ|``), ``"dense"`` (``p`` products, then ``eigh``), ``"auto"`` (dense when
-            ``p ≤ 1500``, else Lanczos).
+            ``p ≤`` :data:`~lossgeometry.linalg.DENSE_MAX_ORDER`, else Lanczos).
         ncv: Krylov basis size (Lanczos/ARPACK).
         maxiter: at most this many products (Lanczos) or restarts (ARPACK).
         seed: seed of the start vector.
@@ -186,11 +185,10 @@ def hessian_spectrum(
         raise ValueError(f"top + bottom = {top + bottom} exceeds the number of parameters {H.p}")
     tol = default_tol(H.torch_dtype) if tol is None else float(tol)
     if method == "auto":
-        method = "dense" if H.p <= DENSE_AUTO_LIMIT else "lanczos"
+        method = "dense" if H.p <= DENSE_MAX_ORDER else "lanczos"
     vecs = None
     if method == "dense":
-        M = H.to_dense().double()
-        M = 0.5 * (M + M.T)
+        M = symmetric_dense(H)
         ev, U = torch.linalg.eigh(M)
         t_idx = torch.arange(H.p - 1, H.p - 1 - top, -1)
         b_idx = torch.arange(bottom)
@@ -204,16 +202,13 @@ def hessian_spectrum(
             vecs = U[:, idx].cpu().numpy()
     elif method == "lanczos":
         r = lanczos_extremes(
-            H.matvec_torch,
-            H.p,
+            H,
             top=top,
             bottom=bottom,
             tol=tol,
             ncv=ncv,
             maxiter=maxiter,
             seed=seed,
-            dtype=H.torch_dtype,
-            device=H.device,
             progress=progress,
             criterion=criterion,
         )
@@ -248,41 +243,37 @@ def hessian_spectrum(
 
 
 def _arpack(
-    H: Any, top: int, bottom: int, tol: float, ncv: int | None, maxiter: int | None, seed: int
+    H: TorchLinearOperator,
+    top: int,
+    bottom: int,
+    tol: float,
+    ncv: int | None,
+    maxiter: int | None,
+    seed: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool, np.ndarray]:
-    """Both ends with ``scipy.sparse.linalg.eigsh`` (one ARPACK run per end)."""
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-
-    rng = np.random.default_rng(seed)
-    v0 = rng.standard_normal(H.p)
+    """Both ends with ARPACK (one run per end from the same start vector), and residuals."""
     out_vals, out_vecs, converged = [], [], True
     for k, which in ((top, "LA"), (bottom, "SA")):
         if k == 0:
             out_vals.append(np.zeros(0))
             out_vecs.append(np.zeros((H.p, 0)))
             continue
-        try:
-            vals, vecs = eigsh(H, k=k, which=which, tol=tol, ncv=ncv, maxiter=maxiter, v0=v0)
-        except ArpackNoConvergence as e:
-            warnings.warn(
-                f"ARPACK did not converge for which={which!r}: {e}", RuntimeWarning, stacklevel=3
-            )
-            vals, vecs, converged = e.eigenvalues, e.eigenvectors, False
-            if len(vals) < k:
-                raise ValueError(
-                    f"ARPACK found only {len(vals)} of {k} eigenvalues ({which}); increase "
-                    "maxiter/tol or use method='lanczos'"
-                ) from None
-        order = np.argsort(vals)[::-1] if which == "LA" else np.argsort(vals)
-        out_vals.append(vals[order])
-        out_vecs.append(vecs[:, order])
+        vals, vecs, ok = eigsh_end(
+            H, k, which, tol=tol, ncv=ncv, maxiter=maxiter, v0=seed, warn=True,
+            hint="increase maxiter/tol or use method='lanczos'",
+        )  # fmt: skip
+        converged = converged and ok
+        if which == "LA":  # descending
+            vals, vecs = vals[::-1], vecs[:, ::-1]
+        out_vals.append(vals)
+        out_vecs.append(vecs)
     V = np.concatenate(out_vecs, axis=1)
     lam = np.concatenate(out_vals)
     HV = H.matmat_torch(torch.as_tensor(V)).double().cpu().numpy()
     res = np.linalg.norm(HV - V * lam, axis=0)
     return (
-        torch.as_tensor(out_vals[0]),
-        torch.as_tensor(out_vals[1]),
+        torch.as_tensor(out_vals[0].copy()),
+        torch.as_tensor(out_vals[1].copy()),
         torch.as_tensor(res),
         converged,
         V,

@@ -17,8 +17,8 @@ from typing import Literal
 
 import torch
 
-from lossgeometry.curvature.hessian import Of, hessian_operator
 from lossgeometry.linalg.hutchinson import TraceEstimate, hutchinson, hutchpp
+from lossgeometry.operators.hessian import Of, hessian_operator
 from lossgeometry.problem import Problem
 
 
@@ -89,20 +89,13 @@ def hessian_trace(
     H = hessian_operator(
         problem, w, of, dtype, indices=indices, chunk_size=chunk_size, max_vectors=block
     )
-    kw = {
-        "seed": seed,
-        "confidence": confidence,
-        "block": block,
-        "dtype": H.torch_dtype,
-        "device": H.device,
-        "progress": progress,
-    }
+    kw = {"seed": seed, "confidence": confidence, "block": block, "progress": progress}
     if method == "hutchinson":
-        est = hutchinson(H.matmat_torch, H.p, samples, rtol=rtol, **kw)
+        est = hutchinson(H, samples, rtol=rtol, **kw)
     elif method == "hutch++":
         if rtol is not None:
             raise ValueError("rtol applies to method='hutchinson' only; give Hutch++ a budget")
-        est = hutchpp(H.matmat_torch, H.p, samples, **kw)
+        est = hutchpp(H, samples, **kw)
     elif method == "exact":
         D = H.to_dense()
         tr = float(torch.diagonal(D).sum())

@@ -42,33 +42,31 @@ import numpy as np
 import torch
 
 from lossgeometry.kernel import memory as _mem
+from lossgeometry.kernel.spectrum_free import (
+    LANCZOS_NCV,
+    arpack_ends,
+    default_ncv,
+    lobpcg_ends,
+    thick_lanczos_ends,
+)
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
+
+__all__ = [
+    "DENSE_THRESHOLD",
+    "LANCZOS_NCV",
+    "SPECTRUM_METHODS",
+    "KernelSpectrum",
+    "default_ncv",
+    "kernel_spectrum",
+    "spectrum_from_kernel",
+]
 
 DENSE_THRESHOLD: int = 4096
 """``method="auto"`` builds the dense kernel when ``N = n·ks`` is at most this (and it fits
 in memory); matrix-free Lanczos otherwise."""
 
 SPECTRUM_METHODS = ("auto", "dense", "lanczos", "arpack", "lobpcg")
-
-LANCZOS_NCV: int | None = 40
-"""Default ARPACK basis size (``method="arpack"``): larger than SciPy's ``max(2k+1, 20)``
-because the bottom of an ill-conditioned kernel needed several times fewer products with it
-(see ``docs/kernel.md``)."""
-
-LANCZOS_BASIS_BYTES = 2**30
-"""Memory budget of the thick-restart Lanczos basis (``method="lanczos"``)."""
-
-
-def default_ncv(N: int, q: int = 1) -> int:
-    """Basis size of ``method="lanczos"``: ``min(N, 512)``, within :data:`LANCZOS_BASIS_BYTES`.
-
-    A basis long enough not to restart is what makes ``λ_min`` converge in few products
-    (restarting throws away the polynomial built so far); the basis is ``ncv`` float64
-    vectors of length ``N``, small next to the model for any ``N`` that needs this method.
-    """
-    budget = max(2 * q + 10, LANCZOS_BASIS_BYTES // (8 * max(N, 1)))
-    return int(min(N, 512, budget))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,28 +282,28 @@ def kernel_spectrum(
         indices=indices,
     )
     if method == "lanczos":
-        res = _thick_lanczos(op, q, tol, maxiter, ncv, seed, progress)
+        res = thick_lanczos_ends(op, q, tol, maxiter, ncv, seed, progress)
     elif method == "arpack":
-        res = _lanczos(op, q, tol, maxiter, ncv if ncv is not None else LANCZOS_NCV, seed)
+        res = arpack_ends(op, q, tol, maxiter, ncv if ncv is not None else LANCZOS_NCV, seed)
     else:
-        res = _lobpcg(
-            problem,
-            w,
-            op,
-            q,
-            tol,
-            maxiter,
-            block_size,
-            preconditioner,
-            seed,
-            sel,
-            indices,
-            chunk_size,
-            max_memory,
-        )
+        diag = None
+        if preconditioner:
+
+            def diag() -> torch.Tensor:
+                return tangent_kernel(
+                    problem,
+                    w,
+                    outputs=sel.tolist() if sel is not None else "full",
+                    diagonal_only=True,
+                    indices=indices,
+                    chunk_size=chunk_size,
+                    max_memory=max_memory,
+                )
+
+        res = lobpcg_ends(op, q, tol, maxiter, block_size, seed, diag)
     vals, vecs, converged, iters = res
     products = op.matvecs
-    R = op.apply(torch.from_numpy(vecs)).cpu().double().numpy() - vecs * vals[None, :]
+    R = (op @ torch.from_numpy(vecs)).cpu().double().numpy() - vecs * vals[None, :]
     resid = np.linalg.norm(R, axis=0)
     if method == "lobpcg":
         converged = converged and bool(np.all(resid <= tol * float(np.max(np.abs(vals)))))
@@ -362,179 +360,3 @@ def spectrum_from_kernel(
         dtype=str(K.dtype).replace("torch.", ""),
         seconds=seconds + time.perf_counter() - t0,
     )
-
-
-def _start(N: int, c: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((N, c))
-
-
-def _eigsh(
-    op: Any,
-    q: int,
-    which: str,
-    tol: float,
-    maxiter: int | None,
-    ncv: int | None,
-    v0: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """ARPACK Lanczos for ``q`` eigenvalues at one end; partial results if not converged."""
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-
-    N = op.shape[0]
-    if ncv is not None:
-        ncv = int(min(N - 1, max(ncv, 2 * q + 1)))
-    try:
-        vals, vecs = eigsh(op, k=q, which=which, tol=tol, maxiter=maxiter, ncv=ncv, v0=v0)
-        ok = True
-    except ArpackNoConvergence as e:
-        vals, vecs, ok = e.eigenvalues, e.eigenvectors, False
-        if len(vals) < q:
-            raise ValueError(
-                f"Lanczos found only {len(vals)} of {q} eigenvalues within maxiter={maxiter}: "
-                "raise maxiter or tol, or use method='dense'"
-            ) from None
-    order = np.argsort(vals)
-    return vals[order], vecs[:, order], ok
-
-
-def _lanczos(op: Any, q: int, tol: float, maxiter: int | None, ncv: int | None, seed: int):
-    """Both ends by implicitly restarted Lanczos (ARPACK): ``which="LA"`` then ``"SA"``.
-
-    ARPACK's test ``‖r‖ ≤ tol·|θ|`` is relative to each Ritz value θ, so ``λ_min`` gets
-    relative accuracy (Lanczos on the shifted ``σI − K`` would only give ``tol·σ`` absolute
-    accuracy, useless when ``κ > 1/tol``). ARPACK applies the operator once per Lanczos step,
-    so the number of steps equals the number of products (returned as the iteration count).
-    """
-    N = op.shape[0]
-    top, vtop, ok1 = _eigsh(op, q, "LA", tol, maxiter, ncv, _start(N, 1, seed)[:, 0])
-    bot, vbot, ok2 = _eigsh(op, q, "SA", tol, maxiter, ncv, _start(N, 1, seed + 1)[:, 0])
-    vals = np.concatenate([bot, top])
-    vecs = np.concatenate([vbot, vtop], axis=1)
-    return vals, vecs, ok1 and ok2, op.matvecs
-
-
-def _thick_lanczos(
-    op: Any,
-    q: int,
-    tol: float,
-    maxiter: int | None,
-    ncv: int | None,
-    seed: int,
-    progress: bool | None,
-) -> tuple[np.ndarray, np.ndarray, bool, int]:
-    """Both ends from one Krylov space (:func:`~lossgeometry.linalg.lanczos_extremes`).
-
-    The eigenvalue test is relative to each ``|λ|``; the basis is float64 on the operator's
-    device.
-    """
-    from lossgeometry.linalg.lanczos import lanczos_extremes
-
-    N = op.shape[0]
-    ncv = min(N, ncv if ncv is not None else default_ncv(N, q))
-    maxiter = maxiter if maxiter is not None else max(10 * ncv, 2 * N)
-
-    def matvec(v: torch.Tensor) -> torch.Tensor:
-        return op.apply(v).to(torch.float64)
-
-    r = lanczos_extremes(
-        matvec,
-        N,
-        top=q,
-        bottom=q,
-        tol=tol,
-        ncv=ncv,
-        maxiter=maxiter,
-        seed=seed,
-        dtype=torch.float64,
-        device=op.w.device,
-        progress=progress,
-        criterion="eigenvalue",
-        relative_to="value",
-    )
-    vals = torch.cat([r.bottom, r.top.flip(0)]).numpy()
-    vecs = torch.cat([r.bottom_vectors, r.top_vectors.flip(1)], dim=1).cpu().numpy()
-    return vals, vecs, r.converged, r.matvecs
-
-
-def _lobpcg(
-    problem,
-    w,
-    op,
-    q,
-    tol,
-    maxiter,
-    block_size,
-    preconditioner,
-    seed,
-    sel,
-    indices,
-    chunk_size,
-    max_memory,
-):
-    """Both ends by block LOBPCG (bottom end optionally preconditioned with ``(K_ii)⁻¹``).
-
-    SciPy's convergence warnings are silenced: convergence is judged on the true residual
-    norms ``‖Kv − λv‖ ≤ tol·λ_max`` of the returned pairs and reported in the result.
-    """
-    import warnings
-
-    from scipy.sparse.linalg import LinearOperator, lobpcg
-
-    from lossgeometry.kernel.tangent import tangent_kernel
-
-    N = op.shape[0]
-    bs = max(q, block_size or 4)
-    maxiter = maxiter or 500
-    iters = 0
-    X = _start(N, bs, seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        top, vtop, hist_t = lobpcg(
-            op,
-            X,
-            largest=True,
-            tol=tol * np.linalg.norm(op @ X[:, :1]) / np.linalg.norm(X[:, 0]),
-            maxiter=maxiter,
-            retResidualNormsHistory=True,
-        )
-    iters += len(hist_t)
-    lmax = float(np.max(top))
-    M = None
-    if preconditioner:
-        blocks = tangent_kernel(
-            problem,
-            w,
-            outputs=sel.tolist() if sel is not None else "full",
-            diagonal_only=True,
-            indices=indices,
-            chunk_size=chunk_size,
-            max_memory=max_memory,
-        ).double()
-        ks = blocks.shape[-1]
-        reg = 1e-6 * lmax * torch.eye(ks, dtype=torch.float64, device=blocks.device)
-        inv = torch.linalg.inv(blocks + reg).cpu().numpy()
-
-        def prec(Y: np.ndarray) -> np.ndarray:
-            Y2 = Y.reshape(-1, ks, Y.shape[-1] if Y.ndim == 2 else 1)
-            return np.einsum("iab,ibc->iac", inv, Y2).reshape(Y.shape)
-
-        M = LinearOperator((N, N), matvec=prec, matmat=prec, dtype=np.float64)
-    X = _start(N, bs, seed + 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        bot, vbot, hist_b = lobpcg(
-            op,
-            X,
-            M=M,
-            largest=False,
-            tol=tol * lmax,
-            maxiter=maxiter,
-            retResidualNormsHistory=True,
-        )
-    iters += len(hist_b)
-    ok = len(hist_b) < maxiter + 1  # judged again on the true residuals by the caller
-    it = np.argsort(top)[-q:]
-    ib = np.argsort(bot)[:q]
-    vals = np.concatenate([bot[ib], top[it]])
-    vecs = np.concatenate([vbot[:, ib], vtop[:, it]], axis=1)
-    return vals, vecs, ok, iters

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from lossgeometry._progress import progress_bar
+from lossgeometry.operators.base import TorchLinearOperator, square_operator
 from lossgeometry.results import Result
-
-MatMat = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,9 +100,13 @@ def _check(samples: int, confidence: float, minimum: int) -> None:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
 
 
+def _blocked(A: TorchLinearOperator, Z: torch.Tensor, block: int) -> torch.Tensor:
+    """``A Z`` with at most ``block`` columns per product."""
+    return torch.cat([A.matmat_torch(Z[:, i : i + block]) for i in range(0, Z.shape[1], block)], 1)
+
+
 def hutchinson(
-    matmat: MatMat,
-    p: int,
+    A: object,
     samples: int = 100,
     *,
     seed: int = 0,
@@ -112,39 +114,37 @@ def hutchinson(
     block: int = 16,
     rtol: float | None = None,
     min_samples: int = 10,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
     progress: bool | None = None,
 ) -> TraceEstimate:
     """Hutchinson's estimate of ``tr(A)`` from Rademacher probes, with a t-interval.
 
     Args:
-        matmat: ``Z (p, b) -> A Z (p, b)``.
-        p: the dimension.
+        A: the square ``p × p`` operator (a
+            :class:`~lossgeometry.operators.TorchLinearOperator`, or a dense matrix or SciPy
+            operator); probes take its dtype and device.
         samples: number of probes (the maximum when ``rtol`` is given).
         seed: seed of the probes.
         confidence: nominal coverage of the interval.
-        block: probes per ``matmat`` call.
+        block: probes per product.
         rtol: stop early once the interval's half-width is ``≤ rtol · |estimate|`` (checked
             after each block, once ``min_samples`` probes are in). Early stopping makes the
             interval slightly optimistic; leave ``None`` for a fixed budget.
         min_samples: the fewest probes before ``rtol`` may stop the run.
-        dtype: dtype of the probes.
-        device: device of the probes.
         progress: a progress bar over blocks.
 
     Returns:
         A :class:`TraceEstimate` (``method="hutchinson"``).
     """
     _check(samples, confidence, 2)
-    device = torch.device(device)
+    A = square_operator(A, "hutchinson")
+    p, dtype, device = A.shape[0], A.torch_dtype, A.device
     gen = torch.Generator().manual_seed(seed)
     vals: list[float] = []
     nblocks = math.ceil(samples / block)
     for _ in progress_bar(range(nblocks), progress, desc="hutchinson", unit="block"):
         b = min(block, samples - len(vals))
         Z = _rademacher(p, b, gen, dtype, device)
-        AZ = matmat(Z)
+        AZ = A.matmat_torch(Z)
         vals.extend((Z * AZ).sum(dim=0).double().cpu().tolist())
         if rtol is not None and len(vals) >= max(min_samples, 2):
             est, lo, hi, _ = _interval(np.asarray(vals), confidence)
@@ -156,15 +156,12 @@ def hutchinson(
 
 
 def hutchpp(
-    matmat: MatMat,
-    p: int,
+    A: object,
     matvecs: int = 99,
     *,
     seed: int = 0,
     confidence: float = 0.95,
     block: int = 16,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
     progress: bool | None = None,
 ) -> TraceEstimate:
     """Hutch++ estimate of ``tr(A)`` with a budget of ``matvecs`` products.
@@ -175,37 +172,32 @@ def hutchpp(
     from the spread of those last terms (the deflated part is exact given ``Q``).
 
     Args:
-        matmat: ``Z (p, b) -> A Z (p, b)``.
-        p: the dimension.
+        A: the square ``p × p`` operator (see :func:`hutchinson`).
         matvecs: total product budget (at least 6).
         seed: seed of the random matrices.
         confidence: nominal coverage of the interval.
-        block: columns per ``matmat`` call.
-        dtype: dtype of the probes.
-        device: device of the probes.
+        block: columns per product.
         progress: a progress bar.
 
     Returns:
         A :class:`TraceEstimate` (``method="hutch++"``).
     """
     _check(matvecs, confidence, 6)
-    device = torch.device(device)
+    A = square_operator(A, "hutchpp")
+    p, dtype, device = A.shape[0], A.torch_dtype, A.device
     gen = torch.Generator().manual_seed(seed)
     s = min(matvecs // 3, p)
     rest = matvecs - 2 * s
 
-    def blocked(Z: torch.Tensor) -> torch.Tensor:
-        return torch.cat([matmat(Z[:, i : i + block]) for i in range(0, Z.shape[1], block)], 1)
-
     steps = progress_bar(range(3), progress, desc="hutch++", unit="stage")
     next(steps, None)
     S = _rademacher(p, s, gen, dtype, device)
-    Q, _ = torch.linalg.qr(blocked(S))
+    Q, _ = torch.linalg.qr(_blocked(A, S, block))
     next(steps, None)
-    exact = float((Q * blocked(Q)).sum().double())
+    exact = float((Q * _blocked(A, Q, block)).sum().double())
     next(steps, None)
     G = _rademacher(p, rest, gen, dtype, device)
     G = G - Q @ (Q.T @ G)
-    vals = (G * blocked(G)).sum(dim=0).double().cpu().numpy()
+    vals = (G * _blocked(A, G, block)).sum(dim=0).double().cpu().numpy()
     est, lo, hi, se = _interval(vals, confidence, offset=exact)
     return TraceEstimate(est, lo, hi, se, confidence, "hutch++", rest, 2 * s + rest, exact, vals)

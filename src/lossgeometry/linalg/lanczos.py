@@ -1,4 +1,4 @@
-"""Lanczos methods in torch: both ends of a symmetric spectrum, and tridiagonalizations.
+"""Thick-restart Lanczos in torch: both ends of a symmetric spectrum from one Krylov space.
 
 :func:`lanczos_extremes` is a thick-restart Lanczos method (Wu & Simon, 2000; the symmetric
 case of Stewart's Krylov–Schur) with full reorthogonalization. It computes the ``top``
@@ -30,9 +30,8 @@ Why our own and not ``scipy.sparse.linalg.eigsh`` (ARPACK), which is also offere
 * **Torch-native.** Basis vectors stay on the operator's device; no NumPy round trip per
   product.
 
-:func:`lanczos_tridiag` runs plain Lanczos (no restart) from several start vectors at once
-(their products vectorized as one block), returning the tridiagonal matrices used by
-stochastic Lanczos quadrature (:mod:`lossgeometry.linalg.slq`).
+Plain Lanczos from several start vectors at once, for stochastic Lanczos quadrature, is
+:func:`~lossgeometry.linalg.tridiagonal.lanczos_tridiag`.
 """
 
 from __future__ import annotations
@@ -40,14 +39,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable
 from typing import Literal
 
 import torch
 
 from lossgeometry._progress import progress_bar
+from lossgeometry.operators.base import square_operator
 
-MatVec = Callable[[torch.Tensor], torch.Tensor]
 Criterion = Literal["residual", "eigenvalue"]
 
 
@@ -147,8 +145,7 @@ def _orthogonalize(w: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 def lanczos_extremes(
-    matvec: MatVec,
-    p: int,
+    A: object,
     *,
     top: int = 1,
     bottom: int = 0,
@@ -157,8 +154,7 @@ def lanczos_extremes(
     maxiter: int | None = None,
     v0: torch.Tensor | None = None,
     seed: int = 0,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
     progress: bool | None = None,
     warn: bool = True,
     criterion: Criterion = "residual",
@@ -175,8 +171,10 @@ def lanczos_extremes(
     half of the remaining basis taken from the same ends, and the last Lanczos vector.
 
     Args:
-        matvec: ``v (p,) -> A v (p,)``, torch in and out.
-        p: the dimension.
+        A: the symmetric ``p × p`` operator (a
+            :class:`~lossgeometry.operators.TorchLinearOperator`, or a dense matrix or SciPy
+            operator, see :func:`~lossgeometry.operators.as_torch_operator`). Its product
+            counter counts the products.
         top: how many of the largest eigenvalues to compute.
         bottom: how many of the smallest (most negative) eigenvalues to compute.
         tol: accept a pair when its residual ``‖A y − θ y‖`` (``criterion="residual"``) or
@@ -187,8 +185,8 @@ def lanczos_extremes(
         maxiter: at most this many products (default ``max(1000, 10·ncv)``).
         v0: start vector (default: Gaussian from ``seed``).
         seed: seed of the start vector and of fresh vectors after a breakdown.
-        dtype: dtype of the basis vectors (and of the products).
-        device: device of the basis vectors.
+        dtype: dtype of the basis vectors (default: the operator's; products are converted
+            to it). The basis lives on the operator's device.
         progress: a progress bar over cycles (default: on a tty).
         warn: issue a ``RuntimeWarning`` when ``maxiter`` is reached before convergence.
         criterion: ``"residual"`` (eigenvectors accurate too) or ``"eigenvalue"`` (only the
@@ -207,6 +205,10 @@ def lanczos_extremes(
     Raises:
         ValueError: ``top``/``bottom`` negative, both zero, or more eigenvalues than ``p``.
     """
+    A = square_operator(A, "lanczos_extremes")
+    p = A.shape[0]
+    dtype = A.torch_dtype if dtype is None else dtype
+    device = A.device
     if top < 0 or bottom < 0 or top + bottom == 0:
         raise ValueError(f"need top >= 0, bottom >= 0 and top + bottom >= 1; got {top}, {bottom}")
     if top + bottom > p:
@@ -223,7 +225,6 @@ def lanczos_extremes(
         raise ValueError(f"ncv = {ncv} must exceed top + bottom = {nwant}")
     maxiter = maxiter if maxiter is not None else max(1000, 10 * ncv)
     check_every = max(1, int(check_every) if check_every is not None else ncv // 32)
-    device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
 
     # basis vectors as rows; only rows [0, j] are ever read, so no need to zero-fill them
@@ -246,7 +247,7 @@ def lanczos_extremes(
         # ---------------------------------------------------------------- expand
         m = ncv
         for j in range(kept, ncv):
-            w = matvec(V[j])
+            w = A.matvec_torch(V[j]).to(dtype)
             matvecs += 1
             w, h = _orthogonalize(w, V[: j + 1])
             beta = float(w.norm())
@@ -350,114 +351,3 @@ def lanczos_extremes(
         bottom_errors=error_bounds(theta, res, bot_idx),
         criterion=criterion,
     )
-
-
-@dataclasses.dataclass
-class Tridiagonal:
-    """Lanczos tridiagonalizations ``Q_lᵀ A Q_l = T_l`` from ``b`` start vectors.
-
-    Attributes:
-        alpha: diagonals, shape ``(b, m)``.
-        beta: off-diagonals, shape ``(b, m - 1)``.
-        steps: ``(b,)`` number of valid steps per start vector (fewer than ``m`` after an
-            early breakdown ``β ≈ 0``: the Krylov space was invariant; entries beyond are 0).
-        matvecs: products used (``b · m``).
-    """
-
-    alpha: torch.Tensor
-    beta: torch.Tensor
-    steps: torch.Tensor
-    matvecs: int
-
-    def matrices(self) -> list[torch.Tensor]:
-        """Return the tridiagonal matrices ``T_l`` (float64, trimmed to their valid size)."""
-        out = []
-        for l in range(self.alpha.shape[0]):
-            s = int(self.steps[l])
-            a = self.alpha[l, :s].double()
-            b = self.beta[l, : s - 1].double()
-            out.append(torch.diag(a) + torch.diag(b, 1) + torch.diag(b, -1))
-        return out
-
-
-def lanczos_tridiag(
-    matmat: Callable[[torch.Tensor], torch.Tensor],
-    V0: torch.Tensor,
-    steps: int,
-    *,
-    reorthogonalize: bool = True,
-    progress: bool | None = None,
-) -> Tridiagonal:
-    """Run ``steps`` Lanczos steps from each column of ``V0`` at once (vectorized products).
-
-    The ``b`` recurrences are independent (this is not block Lanczos); their products are
-    computed together by one ``matmat`` call per step, which batches the work. With
-    ``reorthogonalize`` every new vector is orthogonalized (twice) against all previous ones
-    of its own recurrence, so the Ritz values carry no spurious copies ("ghosts"); memory is
-    ``b · steps · p`` numbers.
-
-    Args:
-        matmat: ``V (p, b) -> A V (p, b)``.
-        V0: start vectors ``(p, b)`` (normalized here).
-        steps: Lanczos steps ``m`` (the tridiagonal matrices are ``m × m``).
-        reorthogonalize: full reorthogonalization (recommended).
-        progress: a progress bar over steps.
-
-    Returns:
-        A :class:`Tridiagonal`.
-    """
-    if V0.ndim != 2:
-        raise ValueError(f"V0 must have shape (p, b), got {tuple(V0.shape)}")
-    p, b = V0.shape
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    steps = min(steps, p)
-    q = V0 / V0.norm(dim=0, keepdim=True)
-    # basis of each recurrence as rows of a (b, steps, p) tensor: contiguous batched GEMVs
-    Q = torch.zeros(b, steps, p, dtype=q.dtype, device=q.device) if reorthogonalize else None
-    if Q is not None:
-        Q[:, 0] = q.T
-    q_prev = torch.zeros_like(q)
-    alpha = torch.zeros(b, steps, dtype=torch.float64)
-    beta = torch.zeros(b, max(steps - 1, 0), dtype=torch.float64)
-    done = torch.zeros(b, dtype=torch.bool)
-    nsteps = torch.full((b,), steps, dtype=torch.long)
-    b_prev = torch.zeros(b, dtype=q.dtype, device=q.device)
-    matvecs = 0
-    scale = torch.zeros(b, dtype=torch.float64)
-    for j in progress_bar(range(steps), progress, desc="lanczos", unit="step"):
-        w = matmat(q)
-        matvecs += b
-        if not bool(torch.isfinite(w).all()):
-            raise ValueError("the operator returned NaN/Inf: the model or loss is not finite")
-        a = (q * w).sum(dim=0)
-        w = w - a * q - b_prev * q_prev
-        if Q is not None:
-            B = Q[:, : j + 1]  # (b, j+1, p)
-            wt = w.T.unsqueeze(2)  # (b, p, 1)
-            for _ in range(2):
-                h = torch.bmm(B, wt)  # (b, j+1, 1)
-                wt = wt - torch.bmm(B.transpose(1, 2), h)
-            w = wt.squeeze(2).T
-        acpu = a.double().cpu()
-        alpha[:, j] = torch.where(done, torch.zeros_like(acpu), acpu)
-        scale = torch.maximum(scale, acpu.abs())
-        if j == steps - 1:
-            break
-        bn = w.norm(dim=0)
-        bcpu = bn.double().cpu()
-        if j > 0:
-            scale = torch.maximum(scale, beta[:, j - 1])
-        newly = (~done) & ((bcpu <= 1e-10 * torch.clamp(scale, min=1e-300)) | (bcpu == 0))
-        nsteps[newly] = j + 1
-        done = done | newly
-        beta[:, j] = torch.where(done, torch.zeros_like(bcpu), bcpu)
-        safe = torch.where(bn > 0, bn, torch.ones_like(bn))
-        q_prev, q = q, w / safe
-        q = torch.where(done.to(q.device)[None, :], torch.zeros_like(q), q)
-        b_prev = torch.where(done.to(bn.device), torch.zeros_like(bn), bn)
-        if Q is not None:
-            Q[:, j + 1] = q.T
-        if bool(done.all()):
-            break
-    return Tridiagonal(alpha=alpha, beta=beta, steps=nsteps, matvecs=matvecs)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry.operators.base import TorchLinearOperator
 from lossgeometry.results import Result
 
 __all__ = ["Rank", "numerical_rank"]
@@ -88,6 +89,8 @@ class Rank(Result):
 
 def _as_values(x: Any) -> tuple[np.ndarray, int, float]:
     """Singular values (decreasing, float64), the larger matrix dimension, and ε."""
+    if isinstance(x, TorchLinearOperator):
+        x = x.to_dense()
     if isinstance(x, torch.Tensor):
         eps = (
             float(torch.finfo(x.dtype).eps) if x.is_floating_point() else float(np.finfo(float).eps)
@@ -126,9 +129,11 @@ def numerical_rank(
     """The numerical rank of a matrix, or of given singular values (or eigenvalues).
 
     Args:
-        x: a 2-D matrix (tensor or array; its singular values are computed in float64), or a
-            1-D array of singular values or eigenvalues (absolute values are used, so the
-            rank of a symmetric matrix can be read from its eigenvalues).
+        x: a 2-D matrix (tensor, array, or a small
+            :class:`~lossgeometry.operators.TorchLinearOperator`, made dense from its
+            products; its singular values are computed in float64), or a 1-D array of
+            singular values or eigenvalues (absolute values are used, so the rank of a
+            symmetric matrix can be read from its eigenvalues).
         tol: absolute tolerance: values ``> tol`` count. Disables the gap rule.
         rtol: relative tolerance: values ``> rtol · s_max`` count. Disables the gap rule.
         min_gap: the smallest ratio ``s_i / s_{i+1}`` the gap rule accepts as a cut.

@@ -19,24 +19,21 @@ Each ``τ^(l)`` sums to one and the Gaussian integrates to one, so ``∫ φ̂ = 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from lossgeometry.linalg.lanczos import lanczos_tridiag
+from lossgeometry.linalg.tridiagonal import lanczos_tridiag
+from lossgeometry.operators.base import square_operator
 
 
 def slq_nodes(
-    matmat: Callable[[torch.Tensor], torch.Tensor],
-    p: int,
+    A: object,
     *,
     probes: int = 8,
     steps: int = 80,
     seed: int = 0,
     reorthogonalize: bool = True,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
     progress: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Quadrature nodes and weights of SLQ from ``probes`` Rademacher start vectors.
@@ -44,14 +41,12 @@ def slq_nodes(
     All probes run their Lanczos recurrences together (one vectorized product per step).
 
     Args:
-        matmat: ``V (p, b) -> A V (p, b)``.
-        p: the dimension.
+        A: the symmetric ``p × p`` operator (see :func:`~lossgeometry.linalg.lanczos_extremes`);
+            the vectors take its dtype and device.
         probes: number of random start vectors ``n_v``.
         steps: Lanczos steps ``m`` per start vector.
         seed: seed of the start vectors.
         reorthogonalize: full reorthogonalization (memory ``probes · steps · p``).
-        dtype: dtype of the vectors.
-        device: device of the vectors.
         progress: a progress bar over steps.
 
     Returns:
@@ -60,9 +55,11 @@ def slq_nodes(
     """
     if probes < 1:
         raise ValueError(f"probes must be >= 1, got {probes}")
+    A = square_operator(A, "slq_nodes")
+    p, dtype, device = A.shape[0], A.torch_dtype, A.device
     gen = torch.Generator().manual_seed(seed)
     V0 = (2 * torch.randint(0, 2, (p, probes), generator=gen) - 1).to(device=device, dtype=dtype)
-    tri = lanczos_tridiag(matmat, V0, steps, reorthogonalize=reorthogonalize, progress=progress)
+    tri = lanczos_tridiag(A, V0, steps, reorthogonalize=reorthogonalize, progress=progress)
     m = tri.alpha.shape[1]
     nodes = np.zeros((probes, m))
     weights = np.zeros((probes, m))

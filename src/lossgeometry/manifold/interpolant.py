@@ -34,17 +34,17 @@ import scipy.sparse.linalg as sla
 import torch
 
 from lossgeometry._progress import progress_bar
+from lossgeometry.linalg.power import power_iteration
 from lossgeometry.manifold._linalg import (
     DENSE_JACOBIAN_MAX_BYTES,
-    JacobianOperator,
     as_float64,
     choose_jacobian,
-    dense_jacobian,
     flat_w,
     require_mse,
     residual_vector,
     thin_factor,
 )
+from lossgeometry.operators.jacobian import GramOperator, JacobianOperator, dense_jacobian
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
@@ -154,20 +154,8 @@ def _lm_step_free(op: JacobianOperator, r: torch.Tensor, lam: float, maxiter: in
 
 
 def spectral_norm(op: JacobianOperator, iters: int = 30, seed: int = 0) -> float:
-    """``σ_max(J)`` by power iteration on ``Jᵀ J`` (``iters`` JVP/VJP pairs)."""
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    v = torch.randn(op.shape[1], generator=g, dtype=torch.float64).to(op.problem.device)
-    v /= v.norm()
-    s = 0.0
-    for _ in range(iters):
-        u = op.jv(v)
-        v = op.jtu(u)
-        nv = float(v.norm())
-        if nv == 0.0:
-            return 0.0
-        s = math.sqrt(nv)
-        v /= nv
-    return s
+    """``σ_max(J) = √‖Jᵀ J v‖`` after ``iters`` steps of power iteration on ``Jᵀ J``."""
+    return math.sqrt(power_iteration(GramOperator(op, "inner"), iters, seed).norm)
 
 
 def levenberg_marquardt(
@@ -213,7 +201,7 @@ def levenberg_marquardt(
             op = None
         else:
             op = JacobianOperator(problem, st.w)
-            g = op.jtu(st.r)
+            g = op.rmatvec_torch(st.r)
             smax = st.smax if math.isfinite(st.smax) else spectral_norm(op)
             svd = None
         if smax == 0.0:

@@ -36,19 +36,14 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-import scipy.sparse.linalg as sla
 import torch
 
-from lossgeometry.manifold._linalg import (
-    DENSE_HESSIAN_MAX_P,
-    as_float64,
-    dense_hessian,
-    flat_w,
-    hessian_operator,
-    lambda_min,
-    require_mse,
-)
+from lossgeometry.linalg.arpack import eigsh_end
+from lossgeometry.linalg.dense import DENSE_MAX_ORDER, symmetric_dense
+from lossgeometry.manifold._linalg import as_float64, flat_w, require_mse
 from lossgeometry.manifold.tangent import TangentSpace
+from lossgeometry.operators.hessian import HessianOperator
+from lossgeometry.operators.model_hessian import second_directional_derivative
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
@@ -144,8 +139,8 @@ class NegativeCurvature(Result):
         rayleigh: per radius, ``tᵀ ∇²L(w) t`` for the unit tangent direction ``t`` (one
             Hessian-vector product): an upper bound on ``λ_min(∇²L(w))``, so a negative value
             *proves* a negative eigenvalue at distance ``ρ``.
-        eigenvalue: per radius, the exact ``λ_min(∇²L(w))`` (dense route, ``p ≤ 3000``), else
-            equal to ``rayleigh``.
+        eigenvalue: per radius, the exact ``λ_min(∇²L(w))`` (dense route), else equal to
+            ``rayleigh``.
         point_loss: ``L(w)`` at each point (``≈ ½ c ρ² ‖J n‖²``).
         certificate: ``"exact"`` (dense eigensolver) or ``"rayleigh"``.
         predicted_slope: ``−c ‖Jᵀ D²F(w*)[t, t]‖``, the first-order prediction
@@ -196,20 +191,6 @@ class NegativeCurvature(Result):
         return ax
 
 
-def second_directional_derivative(
-    problem: Problem, w: torch.Tensor, t: torch.Tensor
-) -> torch.Tensor:
-    """``D²F(w)[t, t] ∈ R^{nk}`` (forward-over-forward, chunked), flattened sample-major."""
-    outs = []
-    for _, x, _ in problem.iter_chunks():
-
-        def d1(w_: torch.Tensor, x: torch.Tensor = x) -> torch.Tensor:
-            return torch.func.jvp(lambda u: problem.forward(u, x), (w_,), (t,))[1]
-
-        outs.append(torch.func.jvp(d1, (w,), (t,))[1].detach())
-    return torch.cat(outs).reshape(-1)
-
-
 def negative_curvature_near(
     problem: Problem,
     w_star: torch.Tensor,
@@ -235,7 +216,7 @@ def negative_curvature_near(
         radii: distances to search.
         seed: seed of the candidate tangent directions.
         method: ``"dense"`` (also exact ``λ_min``), ``"rayleigh"`` (certificates only) or
-            ``"auto"`` (dense for ``p ≤ 3000``).
+            ``"auto"`` (dense for ``p ≤`` :data:`~lossgeometry.linalg.DENSE_MAX_ORDER`).
         candidates: random tangent directions tried for ``t``.
         space: a :class:`TangentSpace` at ``w*`` to reuse.
 
@@ -250,7 +231,7 @@ def negative_curvature_near(
     if rs.ndim != 1 or rs.size == 0 or np.any(rs <= 0):
         raise ValueError("radii must be a non-empty list of positive distances")
     if method == "auto":
-        method = "dense" if p64.p <= DENSE_HESSIAN_MAX_P else "rayleigh"
+        method = "dense" if p64.p <= DENSE_MAX_ORDER else "rayleigh"
     if method not in ("dense", "rayleigh"):
         raise ValueError(f"method must be 'auto', 'dense' or 'rayleigh', got {method!r}")
     if candidates < 1:
@@ -271,18 +252,20 @@ def negative_curvature_near(
     else:  # D²F[t, t] ⟂ range J for every candidate (e.g. a linear model): any normal direction
         n = space.sample_normal(1, seed=seed + 1)[:, 0]
     if method == "dense":
-        scale = _lambda_max(p64, w, "dense")
+        scale = float(_eigenvalues(HessianOperator(p64, w))[-1])
     elif space.method == "dense":  # at an interpolant ∇²L = c JᵀJ, so λ_max = c σ_max²
         scale = c * float(space.S[0]) ** 2
-    else:
-        scale = _lambda_max(p64, w, "lanczos")
+    else:  # ARPACK, a few dozen products
+        H0 = HessianOperator(p64, w)
+        scale = float(eigsh_end(H0, 1, "LA", v0=0, tol=1e-3, vectors=False)[0][-1])
     tol = p64.p * float(np.finfo(float).eps) * abs(scale)
     ray, eig, losses = [], [], []
     for rho in rs:
         wp = w + float(rho) * n
-        q = float(best_t @ p64.hvp(wp, best_t))
+        H = HessianOperator(p64, wp)
+        q = float(best_t @ (H @ best_t))
         ray.append(q)
-        eig.append(lambda_min(p64, wp, method="dense")[0] if method == "dense" else q)
+        eig.append(float(_eigenvalues(H)[0]) if method == "dense" else q)
         losses.append(float(p64.loss(wp)))
     e = np.asarray(eig)
     neg = e < -tol
@@ -307,13 +290,9 @@ def negative_curvature_near(
     return result
 
 
-def _lambda_max(problem: Problem, w: torch.Tensor, method: str) -> float:
-    """``λ_max(∇²L(w))`` (dense eigensolver or ARPACK, a few dozen products)."""
-    if method == "dense":
-        return float(torch.linalg.eigvalsh(dense_hessian(problem, w))[-1])
-    v0 = np.random.default_rng(0).standard_normal(problem.p)
-    H = hessian_operator(problem, w)
-    return float(sla.eigsh(H, k=1, which="LA", v0=v0, tol=1e-3, return_eigenvectors=False)[0])
+def _eigenvalues(H: HessianOperator) -> torch.Tensor:
+    """All eigenvalues of the Hessian ``H``, ascending (dense float64, ``p`` products)."""
+    return torch.linalg.eigvalsh(symmetric_dense(H))
 
 
 # ---------------------------------------------------------------------------- (c) contrast
@@ -383,7 +362,7 @@ def local_convexity(
     samples: int = 8,
     seed: int = 0,
 ) -> LocalConvexity:
-    """Sample ``λ_min(∇²L)`` on spheres around ``w`` (dense Hessians, ``p ≤ 3000``).
+    """Sample ``λ_min(∇²L)`` on spheres around ``w`` (dense Hessians, ``p ≤`` ``DENSE_MAX_ORDER``).
 
     Around an isolated minimum with ``∇²L(w) ≻ 0`` every sampled value is positive for small
     ``ρ`` (``convex_radius`` says how far; the contrast case: an under-parameterized model);
@@ -394,9 +373,9 @@ def local_convexity(
             :func:`negative_curvature_near`, which is matrix-free), or bad radii.
     """
     p64 = as_float64(problem)
-    if p64.p > DENSE_HESSIAN_MAX_P:
+    if p64.p > DENSE_MAX_ORDER:
         raise ValueError(
-            f"local_convexity builds dense Hessians; p = {p64.p} > {DENSE_HESSIAN_MAX_P}. Use "
+            f"local_convexity builds dense Hessians; p = {p64.p} > {DENSE_MAX_ORDER}. Use "
             "lg.negative_curvature_near (matrix-free) for large models"
         )
     w0 = flat_w(p64, w.to(torch.float64))
@@ -405,7 +384,8 @@ def local_convexity(
         raise ValueError("radii must be a non-empty list of positive distances")
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
-    lmin0, _, lmax0 = lambda_min(p64, w0, method="dense")
+    ev0 = _eigenvalues(HessianOperator(p64, w0))
+    lmin0, lmax0 = float(ev0[0]), float(ev0.abs().max())
     g = torch.Generator(device="cpu").manual_seed(int(seed))
     U = torch.randn(p64.p, samples, generator=g, dtype=torch.float64).to(p64.device)
     U = U / U.norm(dim=0, keepdim=True)
@@ -413,9 +393,8 @@ def local_convexity(
     for i, rho in enumerate(rs):
         for j in range(samples):
             for s, side in enumerate((1.0, -1.0)):
-                out[i, 2 * j + s] = lambda_min(
-                    p64, w0 + side * float(rho) * U[:, j], method="dense"
-                )[0]
+                wp = w0 + side * float(rho) * U[:, j]
+                out[i, 2 * j + s] = float(_eigenvalues(HessianOperator(p64, wp))[0])
     tol = p64.p * float(np.finfo(float).eps) * max(lmax0, 1e-300)
     per = (out >= -tol).all(axis=1)
     radius = None

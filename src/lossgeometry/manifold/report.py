@@ -19,22 +19,20 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-import scipy.sparse.linalg as sla
 import torch
 
+from lossgeometry.linalg.arpack import eigsh_end
+from lossgeometry.linalg.dense import DENSE_MAX_ORDER, symmetric_dense
 from lossgeometry.linalg.rank import Rank, numerical_rank
 from lossgeometry.manifold._linalg import (
-    DENSE_HESSIAN_MAX_P,
     DENSE_JACOBIAN_MAX_BYTES,
     as_float64,
-    dense_hessian,
     flat_w,
-    hessian_operator,
-    hvp_block,
     require_mse,
     residual_vector,
 )
 from lossgeometry.manifold.tangent import TangentSpace
+from lossgeometry.operators.hessian import HessianOperator
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
@@ -83,7 +81,7 @@ def hessian_nullity(
         problem: any Problem (a float64 copy is used).
         w: the point (default: the model's current parameters).
         method: ``"dense"``, ``"randomized"``, ``"lanczos"`` or ``"auto"`` (dense for
-            ``p ≤ 3000``, else randomized).
+            ``p ≤`` :data:`~lossgeometry.linalg.DENSE_MAX_ORDER`, else randomized).
         num: randomized/Lanczos: how many probe vectors / eigenvalues; the Hessian's rank
             must be smaller than ``num`` for the nullity to be decided (default 200).
         min_gap: the relative gap that separates zero from non-zero eigenvalues
@@ -92,11 +90,13 @@ def hessian_nullity(
 
     The nullity is ``p − (number of |λ| above the cut)``.
 
+    All routes work on the :class:`~lossgeometry.operators.HessianOperator` at ``w``.
+
     * ``"dense"``: all ``p`` eigenvalues (``eigvalsh`` of the Hessian built from ``p``
-      vmapped Hessian-vector products).
+      Hessian-vector products).
     * ``"randomized"`` (Halko, Martinsson & Tropp's range finder): ``Q = orth(H Ω)`` for a
       Gaussian ``Ω ∈ R^{p × num}``, then the eigenvalues of ``Qᵀ H Q`` (``2 · num``
-      products in vmapped blocks). If ``rank H < num``, ``range Q = range H`` (almost surely)
+      products in blocks). If ``rank H < num``, ``range Q = range H`` (almost surely)
       and these are exactly the non-zero eigenvalues plus ``num − rank`` numerical zeros, so
       a cut among them decides the nullity. Made for Hessians of low rank, as at an
       interpolant (``rank = nk``).
@@ -106,41 +106,24 @@ def hessian_nullity(
     p64 = as_float64(problem)
     w = flat_w(p64, None if w is None else w.to(torch.float64))
     if method == "auto":
-        method = "dense" if p64.p <= DENSE_HESSIAN_MAX_P else "randomized"
+        method = "dense" if p64.p <= DENSE_MAX_ORDER else "randomized"
+    H = HessianOperator(p64, w)
     if method == "dense":
-        ev = torch.linalg.eigvalsh(dense_hessian(p64, w)).cpu().numpy()[::-1].copy()
+        ev = torch.linalg.eigvalsh(symmetric_dense(H)).cpu().numpy()[::-1].copy()
         rk = numerical_rank(ev, tol, min_gap=min_gap, dim=p64.p)
         nullity: int | None = p64.p - rk.rank
     elif method == "randomized":
         m = int(min(num or 200, p64.p))
         g = torch.Generator(device="cpu").manual_seed(0)
         omega = torch.randn(p64.p, m, generator=g, dtype=torch.float64).to(p64.device)
-        Q, _ = torch.linalg.qr(hvp_block(p64, w, omega))
-        B = Q.T @ hvp_block(p64, w, Q)
+        Q, _ = torch.linalg.qr(H @ omega)
+        B = Q.T @ (H @ Q)
         ev = torch.linalg.eigvalsh(0.5 * (B + B.T)).cpu().numpy()
-        ev = ev[np.argsort(-np.abs(ev))]
-        rk = numerical_rank(ev, tol, min_gap=min_gap, dim=p64.p)
-        if rk.rank < m:
-            nullity = p64.p - rk.rank
-            rk = dataclasses.replace(rk, size=p64.p)
-        else:
-            nullity = None
-            rk = dataclasses.replace(rk, size=p64.p, rank=m)
-        ev = np.sort(ev)[::-1]
+        ev, rk, nullity = _nullity_from_largest(ev, p64.p, tol, min_gap)
     elif method == "lanczos":
         num = int(min(num or 200, p64.p - 1))
-        H = hessian_operator(p64, w)
-        v0 = np.random.default_rng(0).standard_normal(p64.p)
-        ev = sla.eigsh(H, k=num, which="LM", v0=v0, return_eigenvectors=False)
-        ev = ev[np.argsort(-np.abs(ev))]
-        rk = numerical_rank(ev, tol, min_gap=min_gap, dim=p64.p)
-        if rk.rank < num:
-            nullity = p64.p - rk.rank
-            rk = dataclasses.replace(rk, size=p64.p)
-        else:
-            nullity = None
-            rk = dataclasses.replace(rk, size=p64.p, rank=num)
-        ev = np.sort(ev)[::-1]
+        ev, _, _ = eigsh_end(H, num, "LM", v0=0, vectors=False)
+        ev, rk, nullity = _nullity_from_largest(ev, p64.p, tol, min_gap)
     else:
         raise ValueError(
             f"method must be 'auto', 'dense', 'randomized' or 'lanczos', got {method!r}"
@@ -149,6 +132,27 @@ def hessian_nullity(
     return HessianNullity(
         nullity=nullity, rank=rk, eigenvalues=ev, method=method, p=p64.p, negative=negative
     )
+
+
+def _nullity_from_largest(
+    ev: np.ndarray, p: int, tol: float | None, min_gap: float
+) -> tuple[np.ndarray, Rank, int | None]:
+    """The nullity of a ``p × p`` matrix from its ``m`` eigenvalues of largest magnitude.
+
+    If the cut lies among them (rank ``< m``), every eigenvalue not computed is smaller
+    still, hence zero: nullity ``p − rank``; otherwise it is undecided (``None``, rank ``≥ m``).
+    Returns the values in decreasing order, the :class:`Rank` (size ``p``) and the nullity.
+    """
+    m = ev.size
+    ev = ev[np.argsort(-np.abs(ev))]
+    rk = numerical_rank(ev, tol, min_gap=min_gap, dim=p)
+    if rk.rank < m:
+        nullity: int | None = p - rk.rank
+        rk = dataclasses.replace(rk, size=p)
+    else:
+        nullity = None
+        rk = dataclasses.replace(rk, size=p, rank=m)
+    return np.sort(ev)[::-1], rk, nullity
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,8 +296,8 @@ def solution_manifold(
             ``J`` takes at most ``max_dense_bytes``, 512 MiB).
         hessian: ``True``/``"dense"``/``"randomized"``/``"lanczos"`` to count the Hessian's
             zero eigenvalues (:func:`hessian_nullity`), ``False`` to skip; ``"auto"``: dense
-            for ``p ≤ 3000``, randomized with ``num = rank J + 40`` probes when that is at
-            most 1000, else skipped.
+            for ``p ≤`` :data:`~lossgeometry.linalg.DENSE_MAX_ORDER`, randomized with
+            ``num = rank J + 40`` probes when that is at most 1000, else skipped.
         num_singular: matrix-free route: how many of the smallest singular values to compute.
         num_hessian: randomized/Lanczos routes: probe vectors / eigenvalues.
         residual_tol: ``w*`` counts as an interpolant when ``‖F(w*) − Y‖ ≤ residual_tol``.
@@ -337,7 +341,7 @@ def solution_manifold(
 
     hmode = hessian
     if hessian == "auto":
-        if p64.p <= DENSE_HESSIAN_MAX_P:
+        if p64.p <= DENSE_MAX_ORDER:
             hmode = "dense"
         elif rank.rank + 40 <= 1000:
             hmode = "randomized"

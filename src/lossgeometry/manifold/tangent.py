@@ -20,16 +20,20 @@ import numpy as np
 import scipy.sparse.linalg as sla
 import torch
 
+from lossgeometry.linalg.arpack import eigsh_end
 from lossgeometry.linalg.rank import Rank, numerical_rank
 from lossgeometry.manifold._linalg import (
     DENSE_JACOBIAN_MAX_BYTES,
-    JacobianOperator,
     as_float64,
     choose_jacobian,
-    dense_jacobian,
     flat_w,
-    gram_operator,
     thin_factor,
+)
+from lossgeometry.operators.jacobian import (
+    GramOperator,
+    JacobianOperator,
+    dense_jacobian,
+    gram_operator,
 )
 from lossgeometry.problem import Problem
 
@@ -43,6 +47,8 @@ class TangentSpace:
     :class:`~lossgeometry.manifold.ManifoldReport`). All vectors are float64 tensors on the
     Problem's device. The dense route factorizes ``J`` by an SVD, or for large wide ``J``
     through ``J Jᵀ`` (``factor="auto"``; see :func:`~lossgeometry.manifold._linalg.thin_factor`).
+    The matrix-free route works on the :class:`~lossgeometry.operators.JacobianOperator`
+    :attr:`operator`.
 
     Attributes:
         problem: the float64 Problem.
@@ -119,20 +125,17 @@ class TangentSpace:
             ev = np.maximum(ev, 0.0)
             self._rank = numerical_rank(ev, min_gap=self.min_gap**2, dim=m)
             return np.sqrt(ev), True
-        rng = np.random.default_rng(0)
-        v0 = rng.standard_normal(m)
-        lam_max = float(sla.eigsh(G, k=1, which="LA", v0=v0, return_eigenvectors=False)[0])
-        try:
-            small = sla.eigsh(
-                G, k=num, which="SA", v0=v0, maxiter=maxiter or 20 * m, return_eigenvectors=False
-            )
-        except sla.ArpackNoConvergence as e:
-            small = e.eigenvalues
-            if small is None or len(small) == 0:
-                raise ValueError(
-                    "ARPACK did not converge to the smallest singular values of J; use "
-                    "jacobian='dense' on a smaller problem or raise maxiter"
-                ) from None
+        lam_max = _top_eigenvalue(G)
+        small, _, _ = eigsh_end(
+            G,
+            num,
+            "SA",
+            v0=0,
+            maxiter=maxiter or 20 * m,
+            vectors=False,
+            min_found=1,
+            hint="use jacobian='dense' on a smaller problem or raise maxiter",
+        )
         small = np.sort(np.maximum(np.asarray(small, dtype=float), 0.0))[::-1]
         self._rank = numerical_rank(small, min_gap=self.min_gap**2, size=m, scale=lam_max, dim=m)
         return np.concatenate([[np.sqrt(lam_max)], np.sqrt(small)]), False
@@ -164,7 +167,7 @@ class TangentSpace:
                 )
                 self.lsqr_iterations.append(int(res[2]))
                 z = torch.as_tensor(res[0]).to(device=self.problem.device, dtype=torch.float64)
-                cols.append(self.operator.jtu(z))
+                cols.append(self.operator.rmatvec_torch(z))
             out = torch.stack(cols, dim=1)
         return out[:, 0] if single else out
 
@@ -178,12 +181,10 @@ class TangentSpace:
         """``‖J t‖ / (σ_max ‖t‖)``: how far a vector is from ``ker J`` (0 for exact tangents)."""
         t = t.reshape(-1).to(device=self.problem.device, dtype=torch.float64)
         smax = float(self.S[0]) if self.method == "dense" else self._smax()
-        return float(self.operator.jv(t).norm() / (smax * t.norm()))
+        return float((self.operator @ t).norm() / (smax * t.norm()))
 
     def _smax(self) -> float:
-        G = gram_operator(self.operator)
-        v0 = np.random.default_rng(0).standard_normal(G.shape[0])
-        return float(np.sqrt(sla.eigsh(G, k=1, which="LA", v0=v0, return_eigenvectors=False)[0]))
+        return float(np.sqrt(_top_eigenvalue(gram_operator(self.operator))))
 
     # ------------------------------------------------------------------ sampling
     def _gaussian(self, shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -226,6 +227,11 @@ class TangentSpace:
         else:
             N = self.project_normal(self._gaussian((self.p, m), seed))
         return _normalize(N, orthonormal)
+
+
+def _top_eigenvalue(G: GramOperator) -> float:
+    """``λ_max`` of a Gram matrix by ARPACK (start vector from seed 0): ``σ_max(J)²``."""
+    return float(eigsh_end(G, 1, "LA", v0=0, vectors=False)[0][-1])
 
 
 def _normalize(V: torch.Tensor, orthonormal: bool) -> torch.Tensor:

@@ -53,7 +53,7 @@ from typing import Any, Literal
 import torch
 from torch.func import grad, jvp, vjp, vmap
 
-from lossgeometry.linalg.operator import TorchLinearOperator
+from lossgeometry.operators.base import TorchLinearOperator
 from lossgeometry.problem import Problem
 
 Of = Literal["loss", "ggn"]
@@ -195,11 +195,12 @@ class ChunkedHVP:
 class HessianOperator(TorchLinearOperator):
     """``∇²L(w)`` (``of="loss"``) or its generalized Gauss–Newton part (``of="ggn"``).
 
-    A symmetric ``p × p`` :class:`~lossgeometry.linalg.TorchLinearOperator`: SciPy's protocol
-    (``@``, ``matvec``, ``matmat``, ``shape``, ``dtype``) plus torch-native
-    ``matvec_torch``/``matmat_torch``; ``matvecs`` counts products. Normalization follows the
-    Problem's reduction exactly as ``problem.loss`` does (see the module docstring); with
-    ``indices`` it is the Hessian of the mini-batch estimate ``problem.loss(w, indices)``.
+    A symmetric ``p × p`` :class:`~lossgeometry.operators.TorchLinearOperator`: SciPy's
+    protocol (``matvec``, ``matmat``, ``shape``, ``dtype``), torch products (``H @ v``,
+    ``matvec_torch``, ``matmat_torch``), ``to_dense()``; ``matvecs`` counts products.
+    Normalization follows the Problem's reduction exactly as ``problem.loss`` does (see the
+    module docstring); with ``indices`` it is the Hessian of the mini-batch estimate
+    ``problem.loss(w, indices)``.
 
     Args:
         problem: the Problem.
@@ -256,7 +257,7 @@ class HessianOperator(TorchLinearOperator):
             cache_bytes=cache_bytes,
         )
 
-    def _matmat_torch(self, V: torch.Tensor) -> torch.Tensor:
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
         prob = self.problem
         if self.of == "loss":
             out = self._hvp.matmat(V)

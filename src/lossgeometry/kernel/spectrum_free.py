@@ -1,0 +1,150 @@
+"""Both ends of the tangent kernel's spectrum, matrix-free, on the NTK operator.
+
+Three routes for :func:`~lossgeometry.kernel.kernel_spectrum` (see its module docstring for
+the measurements behind them): thick-restart Lanczos
+(:func:`~lossgeometry.linalg.lanczos_extremes`, both ends from one Krylov space, a float64
+basis of :func:`default_ncv` vectors), ARPACK (one run per end) and block LOBPCG. Each
+returns ``(eigenvalues, eigenvectors, converged, iterations)``: the ``q`` smallest
+eigenvalues then the ``q`` largest, ascending, with their vectors as columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from lossgeometry.linalg.arpack import eigsh_end, lobpcg_end
+from lossgeometry.linalg.lanczos import lanczos_extremes
+from lossgeometry.operators.ntk import NTKOperator
+
+Ends = tuple[np.ndarray, np.ndarray, bool, int]
+
+LANCZOS_NCV: int | None = 40
+"""Default ARPACK basis size (``method="arpack"``): larger than SciPy's ``max(2k+1, 20)``
+because the bottom of an ill-conditioned kernel needed several times fewer products with it
+(see ``docs/kernel.md``)."""
+
+LANCZOS_BASIS_BYTES = 2**30
+"""Memory budget of the thick-restart Lanczos basis (``method="lanczos"``)."""
+
+
+def default_ncv(N: int, q: int = 1) -> int:
+    """Basis size of ``method="lanczos"``: ``min(N, 512)``, within :data:`LANCZOS_BASIS_BYTES`.
+
+    A basis long enough not to restart is what makes ``λ_min`` converge in few products
+    (restarting throws away the polynomial built so far); the basis is ``ncv`` float64
+    vectors of length ``N``, small next to the model for any ``N`` that needs this method.
+    """
+    budget = max(2 * q + 10, LANCZOS_BASIS_BYTES // (8 * max(N, 1)))
+    return int(min(N, 512, budget))
+
+
+def _start(N: int, c: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((N, c))
+
+
+def arpack_ends(
+    op: NTKOperator, q: int, tol: float, maxiter: int | None, ncv: int | None, seed: int
+) -> Ends:
+    """Both ends by implicitly restarted Lanczos (ARPACK): ``which="LA"`` then ``"SA"``.
+
+    ARPACK's test ``‖r‖ ≤ tol·|θ|`` is relative to each Ritz value θ, so ``λ_min`` gets
+    relative accuracy (Lanczos on the shifted ``σI − K`` would only give ``tol·σ`` absolute
+    accuracy, useless when ``κ > 1/tol``). ARPACK applies the operator once per Lanczos step,
+    so the number of steps equals the number of products (returned as the iteration count).
+    """
+    N = op.shape[0]
+    if ncv is not None:
+        ncv = int(min(N - 1, max(ncv, 2 * q + 1)))
+    hint = "raise maxiter or tol, or use method='dense'"
+    kw = {"tol": tol, "maxiter": maxiter, "ncv": ncv, "hint": hint}
+    top, vtop, ok1 = eigsh_end(op, q, "LA", v0=seed, **kw)
+    bot, vbot, ok2 = eigsh_end(op, q, "SA", v0=seed + 1, **kw)
+    vals = np.concatenate([bot, top])
+    vecs = np.concatenate([vbot, vtop], axis=1)
+    return vals, vecs, ok1 and ok2, op.matvecs
+
+
+def thick_lanczos_ends(
+    op: NTKOperator,
+    q: int,
+    tol: float,
+    maxiter: int | None,
+    ncv: int | None,
+    seed: int,
+    progress: bool | None,
+) -> Ends:
+    """Both ends from one Krylov space (:func:`~lossgeometry.linalg.lanczos_extremes`).
+
+    The eigenvalue test is relative to each ``|λ|``; the basis is float64 on the operator's
+    device (the products in the Problem's dtype).
+    """
+    N = op.shape[0]
+    ncv = min(N, ncv if ncv is not None else default_ncv(N, q))
+    maxiter = maxiter if maxiter is not None else max(10 * ncv, 2 * N)
+    r = lanczos_extremes(
+        op,
+        top=q,
+        bottom=q,
+        tol=tol,
+        ncv=ncv,
+        maxiter=maxiter,
+        seed=seed,
+        dtype=torch.float64,
+        progress=progress,
+        criterion="eigenvalue",
+        relative_to="value",
+    )
+    vals = torch.cat([r.bottom, r.top.flip(0)]).numpy()
+    vecs = torch.cat([r.bottom_vectors, r.top_vectors.flip(1)], dim=1).cpu().numpy()
+    return vals, vecs, r.converged, r.matvecs
+
+
+def lobpcg_ends(
+    op: NTKOperator,
+    q: int,
+    tol: float,
+    maxiter: int | None,
+    block_size: int | None,
+    seed: int,
+    diagonal_blocks: Callable[[], torch.Tensor] | None = None,
+) -> Ends:
+    """Both ends by block LOBPCG, the bottom end optionally preconditioned with ``(K_ii)⁻¹``.
+
+    ``diagonal_blocks()`` returns the per-sample blocks ``K_ii`` (``(n, ks, ks)``); with it
+    the bottom run uses the block-Jacobi preconditioner ``(K_ii + 10⁻⁶ λ_max I)⁻¹``.
+    Convergence is judged on the true residual norms ``‖Kv − λv‖ ≤ tol·λ_max`` of the
+    returned pairs and reported in the result (:func:`~lossgeometry.linalg.lobpcg_end`).
+    """
+    from scipy.sparse.linalg import LinearOperator
+
+    N = op.shape[0]
+    bs = max(q, block_size or 4)
+    maxiter = maxiter or 500
+    X = _start(N, bs, seed)
+    top_tol = tol * np.linalg.norm(op @ X[:, :1]) / np.linalg.norm(X[:, 0])
+    top, vtop, iters = lobpcg_end(op, X, largest=True, tol=top_tol, maxiter=maxiter)
+    lmax = float(np.max(top))
+    M = None
+    if diagonal_blocks is not None:
+        blocks = diagonal_blocks().double()
+        ks = blocks.shape[-1]
+        reg = 1e-6 * lmax * torch.eye(ks, dtype=torch.float64, device=blocks.device)
+        inv = torch.linalg.inv(blocks + reg).cpu().numpy()
+
+        def prec(Y: np.ndarray) -> np.ndarray:
+            Y2 = Y.reshape(-1, ks, Y.shape[-1] if Y.ndim == 2 else 1)
+            return np.einsum("iab,ibc->iac", inv, Y2).reshape(Y.shape)
+
+        M = LinearOperator((N, N), matvec=prec, matmat=prec, dtype=np.float64)
+    X = _start(N, bs, seed + 1)
+    bot, vbot, it_b = lobpcg_end(op, X, largest=False, tol=tol * lmax, maxiter=maxiter, M=M)
+    iters += it_b
+    ok = it_b < maxiter + 1  # judged again on the true residuals by the caller
+    it = np.argsort(top)[-q:]
+    ib = np.argsort(bot)[:q]
+    vals = np.concatenate([bot[ib], top[it]])
+    vecs = np.concatenate([vbot[:, ib], vtop[:, it]], axis=1)
+    return vals, vecs, ok, iters

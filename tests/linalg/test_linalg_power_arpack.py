@@ -1,0 +1,81 @@
+"""Power iteration, the ARPACK/LOBPCG adapters and the dense helpers against eigvalsh."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lossgeometry.linalg import (
+    DENSE_MAX_ORDER,
+    CallableOperator,
+    as_torch_operator,
+    eigsh_end,
+    lobpcg_end,
+    power_iteration,
+    symmetric_dense,
+)
+
+
+def sym(p, spectrum, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(p, p, generator=g, dtype=torch.float64))
+    return (Q * torch.as_tensor(spectrum, dtype=torch.float64)) @ Q.T
+
+
+def test_power_iteration_converges_to_the_dominant_eigenpair():
+    spec = torch.cat([torch.tensor([5.0, 2.0]), torch.linspace(-1, 1, 28)])
+    A = sym(30, spec)
+    r = power_iteration(A, iters=80, seed=3)
+    assert r.iterations == 80
+    assert r.value == pytest.approx(5.0, rel=1e-10)
+    assert r.norm == pytest.approx(5.0, rel=1e-10)
+    torch.testing.assert_close(A @ r.vector, 5.0 * r.vector, atol=1e-8, rtol=0)
+    # the start vector is randn(p) from a CPU generator seeded with `seed`, normalized
+    v = torch.randn(30, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    one = power_iteration(A, iters=1, seed=3)
+    assert one.value == pytest.approx(float(v @ A @ v / (v @ v)), rel=1e-12)
+
+
+def test_power_iteration_stops_on_a_zero_operator():
+    Z = CallableOperator(lambda V: torch.zeros_like(V), 6)
+    r = power_iteration(Z, iters=10)
+    assert r.iterations == 1 and r.value == 0.0 and r.norm == 0.0 and Z.matvecs == 1
+
+
+def test_eigsh_end_both_ends_sorted_and_partial_results():
+    spec = torch.linspace(-3, 7, 40)
+    A = as_torch_operator(sym(40, spec, seed=1))
+    top, vecs, ok = eigsh_end(A, 3, "LA", v0=0)
+    assert ok and np.all(np.diff(top) > 0)
+    np.testing.assert_allclose(top, spec[-3:].numpy(), atol=1e-10)
+    np.testing.assert_allclose(A.matmat(vecs), vecs * top, atol=1e-9)
+    bot, none, _ = eigsh_end(A, 2, "SA", v0=np.ones(40), vectors=False)
+    assert none is None
+    np.testing.assert_allclose(bot, spec[:2].numpy(), atol=1e-10)
+    # a seed and the vector it draws give the same run
+    same = eigsh_end(A, 3, "LA", v0=np.random.default_rng(0).standard_normal(40))[0]
+    np.testing.assert_array_equal(same, top)
+    # maxiter too small: partial results are returned (or a clear error), with a warning
+    clustered = as_torch_operator(sym(200, torch.linspace(0, 1, 200) ** 4, seed=2))
+    with pytest.raises(ValueError, match="ARPACK found only"), pytest.warns(RuntimeWarning):
+        eigsh_end(clustered, 6, "SA", v0=0, maxiter=1, ncv=8, warn=True, hint="do this")
+    vals, _, ok = eigsh_end(clustered, 6, "SA", v0=0, maxiter=1, ncv=8, min_found=0)
+    assert not ok and len(vals) < 6
+
+
+def test_lobpcg_end_matches_eigvalsh():
+    spec = torch.cat([torch.tensor([10.0, 9.0]), torch.rand(48, generator=torch.Generator())])
+    A = as_torch_operator(sym(50, spec, seed=4))
+    X = np.random.default_rng(0).standard_normal((50, 2))
+    vals, vecs, iters = lobpcg_end(A, X, largest=True, tol=1e-10, maxiter=300)
+    np.testing.assert_allclose(np.sort(vals), [9.0, 10.0], rtol=1e-8)
+    assert 1 <= iters <= 301 and vecs.shape == (50, 2)
+
+
+def test_symmetric_dense_and_the_threshold():
+    M = torch.randn(6, 6, dtype=torch.float64)
+    D = symmetric_dense(as_torch_operator(M + M.T + 1e-9 * torch.triu(M)))
+    torch.testing.assert_close(D, D.T, atol=0, rtol=0)
+    torch.testing.assert_close(D, M + M.T, atol=1e-8, rtol=0)
+    assert DENSE_MAX_ORDER == 3000
