@@ -190,6 +190,14 @@ CASES = [
         r"batch 1 of the DataLoader: class indices must lie in \[0, 1\].*\[0, 5\]",
     ),
     Case(
+        "loader-label-out-of-range-in-probe",
+        lambda: lg.Problem.from_loader(
+            _mlp(), _loader(X0, torch.tensor([0, 2, 0, 1, 0, 1, 0, 1])), loss="cross_entropy"
+        ),
+        ValueError,
+        r"the samples \[0, 1\] of the dataset: class indices must lie in \[0, 1\]",
+    ),
+    Case(
         "loader-negative-label",
         lambda: _ce_loader([0, -1, 0, 1, 0, 1, 0, 1]),
         ValueError,

@@ -155,3 +155,12 @@ def test_dict_batches_read_by_key(loss):
     x, _ = pb.batch()
     torch.testing.assert_close(x, X)
     assert pb.to(dtype=torch.float32).loss(w.float()).dtype == torch.float32
+
+
+def test_non_finite_outputs_are_not_called_random():
+    """The determinism probe compares NaN with NaN and inf with inf as equal."""
+    model = nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight[0, 0] = float("nan")
+        model.bias[1] = float("inf")
+    lg.Problem(model, torch.randn(4, 3), torch.randn(4, 2))

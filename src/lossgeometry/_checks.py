@@ -122,10 +122,15 @@ def check_same_outputs(first: torch.Tensor, second: torch.Tensor) -> None:
     """
     if not (first.is_floating_point() or first.is_complex()) or first.shape != second.shape:
         return
-    diff = float((first - second).abs().max()) if first.numel() else 0.0
-    scale = float(first.abs().max()) if first.numel() else 0.0
+    same = (first == second) | (torch.isnan(first) & torch.isnan(second))
+    if bool(same.all()):
+        return
+    gap = torch.where(same, 0.0, (first - second).abs())  # NaN where only one pass gave NaN
+    diff = float(gap.max()) if not bool(torch.isnan(gap).any()) else math.nan
+    finite = torch.isfinite(first)
+    scale = float(torch.where(finite, first.abs(), 0.0).max())
     tol = math.sqrt(torch.finfo(first.dtype).eps) * scale
-    if diff > tol or (math.isnan(diff) and not bool(torch.isnan(first).all())):
+    if math.isnan(diff) or diff > tol:
         raise ValueError(
             f"the model is random: two forward passes at the same parameters on "
             f"{first.shape[0]} samples differ (max difference {diff:.3g}, outputs up to "

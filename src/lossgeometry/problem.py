@@ -47,7 +47,6 @@ the construction probes leave the global random generators as they were.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import math
@@ -68,6 +67,13 @@ from lossgeometry._checks import (
     mode_modules,
     preserved_rng,
 )
+from lossgeometry._precision import (
+    HALF_DTYPES,
+    PrecisionWarning,
+    autocast_active,
+    full_precision,
+    measurement_dtype,
+)
 from lossgeometry._problem_data import _cast, _LoaderSource, _TensorSource, dict_inputs_error
 
 LossName = Literal["mse", "cross_entropy"]
@@ -85,48 +91,6 @@ class ParamSpec:
     shape: torch.Size
     numel: int
     offset: int
-
-
-HALF_DTYPES = (torch.float16, torch.bfloat16)
-
-
-class PrecisionWarning(UserWarning):
-    """A half-precision model is measured in float32 (see the module docstring)."""
-
-
-def measurement_dtype(model_dtype: torch.dtype) -> torch.dtype:
-    """The dtype a model of ``model_dtype`` is measured in: float32 for half precision."""
-    return torch.float32 if model_dtype in HALF_DTYPES else model_dtype
-
-
-def _autocast_enabled(device_type: str) -> bool:
-    try:
-        return bool(torch.is_autocast_enabled(device_type))
-    except TypeError:  # torch < 2.4: no device argument
-        if device_type == "cpu":
-            return bool(torch.is_autocast_cpu_enabled())
-        return bool(torch.is_autocast_enabled())
-
-
-def autocast_active(device: torch.device) -> bool:
-    """Whether ``torch.autocast`` is on for ``device``'s type or the CPU."""
-    return any(_autocast_enabled(t) for t in {device.type, "cpu"})
-
-
-def full_precision(device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """A context with ``torch.autocast`` off for ``device``'s type and the CPU.
-
-    Wraps a whole measurement (forward *and* backward: the backward formulas of a
-    ``torch.func`` transform run when the transform returns, under the caller's autocast
-    state). The Problem's views and :class:`~lossgeometry.Monitor` use it; a no-op when
-    autocast is off.
-    """
-    if not autocast_active(device):
-        return contextlib.nullcontext()
-    stack = contextlib.ExitStack()
-    for t in {device.type, "cpu"}:
-        stack.enter_context(torch.autocast(device_type=t, enabled=False))
-    return stack
 
 
 def _measurement(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -447,7 +411,8 @@ class Problem:
             C = self.output_shape[-1]
             if isinstance(self._source, _TensorSource):
                 check_class_indices(self._source.Y, C)
-            else:  # checked as each batch is read
+            else:  # the probe now, then each batch as it is read
+                check_class_indices(y, C, f"the samples {list(range(y.shape[0]))} of the dataset")
                 self._source.classes = C
 
     # ------------------------------------------------------------------ properties
@@ -598,13 +563,6 @@ class Problem:
         left untouched. Runs in :attr:`dtype`; refuses to run under an active autocast (wrap
         the measurement in :func:`full_precision`, as the views do).
         """
-        check_modes(self._norms, self._random, self.allow_batchnorm, self.allow_dropout)
-        state = {**self._fixed, **dict(self.model.named_buffers())}
-        if self._upcast:
-            state = {n: _cast(t, None, self.dtype) for n, t in state.items()}
-        for mod, names in self._norm_buffers:
-            if mod.training:  # batch statistics: no running statistics to read or update
-                state.update(dict.fromkeys(names))
         if autocast_active(self.device):
             raise RuntimeError(
                 "torch.autocast is active: a measurement in half precision would be silently "
@@ -612,6 +570,13 @@ class Problem:
                 "lg.Monitor switch autocast off; call other measurements outside the autocast "
                 "region (or inside lossgeometry.problem.full_precision(problem.device))"
             )
+        check_modes(self._norms, self._random, self.allow_batchnorm, self.allow_dropout)
+        state = {**self._fixed, **dict(self.model.named_buffers())}
+        if self._upcast:
+            state = {n: _cast(t, None, self.dtype) for n, t in state.items()}
+        for mod, names in self._norm_buffers:
+            if mod.training:  # batch statistics: no running statistics to read or update
+                state.update(dict.fromkeys(names))
         return functional_call(self.model, {**state, **pdict}, (x,))
 
     def forward(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
