@@ -10,21 +10,57 @@ Every ``every`` steps the monitor evaluates, on the Problem's full data and at t
 current parameters: the loss ``L(w_t)``, ``‖∇L(w_t)‖``, ``‖w_t − w_0‖`` and the PL ratio
 ``‖∇L‖²/L``, plus any extra measurements ``{name: fn(problem, w) -> float}`` (e.g.
 ``lambda p, w: lg.kernel_spectrum(p, w).lambda_min``). The model must be the Problem's model
-(the monitor reads its parameters); evaluation does not change the model or its gradients.
+(the monitor reads its parameters).
+
+Train-mode loops. The loop may keep the model in train mode (BatchNorm on batch statistics,
+dropout on). The monitor measures the model *as a function*, with its eval-mode behaviour:
+BatchNorm normalizes with its current running statistics and dropout is off, so ``L(w_t)``
+and ``∇L(w_t)`` are deterministic, per-sample well defined, and what the model computes at
+inference. (Batch statistics would make the loss depend on how the data are chunked, dropout
+would make it random.) Recording leaves no trace on the loop: afterwards every module's mode
+flag, the BatchNorm running statistics (and ``num_batches_tracked``), the parameters and
+their ``.grad`` and the global random generators (torch CPU and CUDA, NumPy, Python's
+``random``) are exactly as they were, so a monitored loop runs bit for bit like the same loop
+without the monitor. Under ``torch.autocast`` (mixed-precision loops) the records, extras
+included, are taken with autocast off, in the Problem's dtype. A Problem for such a loop is
+built either from ``model.eval()`` (then call ``model.train()``) or with
+``allow_batchnorm=True, allow_dropout=True``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
-from lossgeometry.problem import Problem
+from lossgeometry._checks import preserved_rng
+from lossgeometry.problem import Problem, full_precision
 from lossgeometry.recording import Measurement, Recorder, Trajectory
 from lossgeometry.results import atomic_write_json
 
-__all__ = ["Measurement", "Monitor"]
+__all__ = ["Measurement", "Monitor", "measured_as_function"]
+
+
+@contextmanager
+def measured_as_function(model: nn.Module) -> Iterator[None]:
+    """Run a block with ``model`` in eval mode, then restore the user's state exactly.
+
+    Restores each module's own ``training`` flag (not ``model.train()``, which would set
+    them all) and the global random generators (:func:`~lossgeometry._checks.preserved_rng`).
+    In eval mode BatchNorm reads its running statistics without updating them.
+    """
+    flags = [(m, m.training) for m in model.modules()]
+    with preserved_rng():
+        model.eval()
+        try:
+            yield
+        finally:
+            for m, flag in flags:
+                m.training = flag
 
 
 class Monitor:
@@ -32,7 +68,9 @@ class Monitor:
 
     The records are those of :func:`lossgeometry.train` (both use
     :class:`~lossgeometry.recording.Recorder`): same quantities, same numbers, and a NaN or
-    infinite loss raises the same :class:`~lossgeometry.TrainingDivergedError`.
+    infinite loss raises the same :class:`~lossgeometry.TrainingDivergedError`. Records are
+    taken with the model in eval mode, leaving the loop's state untouched (see the module
+    docstring).
 
     Args:
         problem: the Problem whose model is being trained.
@@ -66,12 +104,16 @@ class Monitor:
     def step(self, step: int, force: bool = False) -> dict[str, float] | None:
         """Record at ``step`` if it is due (or ``force``); returns the record or ``None``.
 
+        The model is measured in eval mode; its modes, buffers and the random generators are
+        restored afterwards (see the module docstring).
+
         Raises:
             TrainingDivergedError: the full loss is NaN or infinite.
         """
         if not force and not self.recorder.due(step):
             return None
-        rec = self.recorder.record(step, self.problem.params())
+        with measured_as_function(self.problem.model), full_precision(self.problem.device):
+            rec = self.recorder.record(step, self.problem.params())
         if self.path is not None:
             atomic_write_json(self.path, self.records)
         return rec

@@ -27,6 +27,22 @@ Loss normalizations (``reduction``):
   (``outputs`` as the model returns them); ``reduction`` then sums or averages them.
 
 Gradients, JVPs, VJPs and Hessian-vector products are built on :mod:`torch.func`.
+
+Precision. Measurements run in :attr:`Problem.dtype`, never below float32: a float16 or
+bfloat16 model is measured in float32 (its parameters, buffers and the data are cast to
+float32 for every evaluation; the model itself is not changed; a :class:`PrecisionWarning`
+says so once per Problem). Autocast gets the same rule: the Problem's views and
+:class:`~lossgeometry.Monitor` switch an active ``torch.autocast`` off for the whole
+measurement (:func:`full_precision`), and any other measurement that reaches the model under
+autocast is refused with a clear error. Half precision's rounding (~1e-3) exceeds the small
+eigenvalues measured here (a float16 kernel's λ_min came out 58 % low).
+
+Modes. The model is evaluated in the mode it is in. Train-mode BatchNorm and active dropout
+are refused (at construction and at every evaluation) unless ``allow_batchnorm`` /
+``allow_dropout``; a model whose two forward passes differ (randomness no module flag shows,
+e.g. ``F.dropout(x, p, self.training)``) is refused at construction. Train-mode
+normalization runs on batch statistics *without* updating the user's running statistics, and
+the construction probes leave the global random generators as they were.
 """
 
 from __future__ import annotations
@@ -34,7 +50,8 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,7 +59,22 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jvp, vjp
 
-from lossgeometry._checks import check_finite, check_model_deterministic
+from lossgeometry._checks import (
+    check_class_indices,
+    check_finite,
+    check_modes,
+    check_same_outputs,
+    mode_modules,
+    preserved_rng,
+)
+from lossgeometry._precision import (
+    HALF_DTYPES,
+    PrecisionWarning,
+    autocast_active,
+    full_precision,
+    measurement_dtype,
+)
+from lossgeometry._problem_data import _cast, _LoaderSource, _TensorSource, dict_inputs_error
 
 LossName = Literal["mse", "cross_entropy"]
 Reduction = Literal["sum", "mean"]
@@ -61,70 +93,15 @@ class ParamSpec:
     offset: int
 
 
-class _TensorSource:
-    """Data held as two tensors on the model's device."""
+def _measurement(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a Problem view with autocast off (see :func:`full_precision`)."""
 
-    def __init__(self, X: torch.Tensor, Y: torch.Tensor) -> None:
-        self.X, self.Y = X, Y
+    @functools.wraps(method)
+    def view(self: Problem, *args: Any, **kwargs: Any) -> Any:
+        with full_precision(self.device):
+            return method(self, *args, **kwargs)
 
-    def __len__(self) -> int:
-        return self.X.shape[0]
-
-    def get(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.X[idx], self.Y[idx]
-
-    def chunks(self, chunk_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        n = len(self)
-        for start in range(0, n, chunk_size):
-            idx = torch.arange(start, min(start + chunk_size, n))
-            yield idx, self.X[start : start + chunk_size], self.Y[start : start + chunk_size]
-
-    def to(self, device: torch.device | None, dtype: torch.dtype | None) -> _TensorSource:
-        return _TensorSource(_cast(self.X, device, dtype), _cast(self.Y, device, dtype))
-
-
-class _LoaderSource:
-    """Data read batch by batch from a non-shuffling ``torch.utils.data.DataLoader``."""
-
-    def __init__(self, loader: Any, device: torch.device, dtype: torch.dtype | None) -> None:
-        self.loader, self.device, self.dtype = loader, device, dtype
-
-    def __len__(self) -> int:
-        return len(self.loader.dataset)
-
-    def _move(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _cast(x, self.device, self.dtype), _cast(y, self.device, self.dtype)
-
-    def get(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        items = [self.loader.dataset[int(i)] for i in idx]
-        collate = self.loader.collate_fn
-        x, y = collate(items)
-        return self._move(x, y)
-
-    def chunks(self, chunk_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        start = 0
-        for batch in self.loader:
-            if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-                raise TypeError(
-                    "from_loader expects a DataLoader whose batches are (inputs, targets) pairs; "
-                    f"got a batch of type {type(batch).__name__}"
-                )
-            x, y = self._move(*batch)
-            b = x.shape[0]
-            for s in range(0, b, chunk_size):
-                idx = torch.arange(start + s, start + min(s + chunk_size, b))
-                yield idx, x[s : s + chunk_size], y[s : s + chunk_size]
-            start += b
-
-    def to(self, device: torch.device | None, dtype: torch.dtype | None) -> _LoaderSource:
-        return _LoaderSource(self.loader, device or self.device, dtype or self.dtype)
-
-
-def _cast(t: torch.Tensor, device: torch.device | None, dtype: torch.dtype | None) -> torch.Tensor:
-    """Move ``t`` to ``device``; change its dtype only if it is floating point."""
-    if dtype is not None and t.is_floating_point():
-        return t.to(device=device, dtype=dtype)
-    return t.to(device=device)
+    return view
 
 
 class Problem:
@@ -132,7 +109,9 @@ class Problem:
 
     Args:
         model: any ``torch.nn.Module`` mapping a batch of inputs ``(b, ...)`` to outputs
-            ``(b, ...)``. Device and dtype follow its parameters.
+            ``(b, ...)``. Device and dtype follow its parameters; a float16/bfloat16 model is
+            measured in float32 (:attr:`dtype`; the model is not changed, see the module
+            docstring).
         X: inputs, shape ``(n, ...)``.
         Y: targets, shape ``(n, ...)``: floats for ``"mse"`` (reshaped to ``(n, k)``), class
             indices (int64) for ``"cross_entropy"``.
@@ -142,16 +121,21 @@ class Problem:
             Default: ``"sum"`` for MSE (``L = ½ Σ‖f_i − y_i‖²``, the PL* paper's), ``"mean"``
             otherwise.
         params: which parameters count: ``None`` (all with ``requires_grad``), a list of
-            parameter names, or a predicate ``(name, tensor) -> bool``. The others stay fixed.
+            distinct parameter names, or a predicate ``(name, tensor) -> bool``. The others
+            stay fixed.
         chunk_size: samples per chunk when evaluating over the data (bounds memory).
         allow_batchnorm: compute even if a BatchNorm layer is in train mode (batch statistics
-            then couple samples and per-sample quantities are not well defined).
-        allow_dropout: compute even with active dropout (results are then random).
+            of each chunk then couple samples and per-sample quantities are not well defined).
+            The user's running statistics are never updated by an evaluation.
+        allow_dropout: compute even with active dropout or another random forward (results
+            are then random).
 
     Raises:
-        ValueError: mismatched lengths, an empty dataset, NaN/Inf in the data, an unknown
-            loss or reduction, train-mode BatchNorm or active dropout.
-        TypeError: a model that is not an ``nn.Module`` or data that are not tensors.
+        ValueError: mismatched lengths, an empty dataset, NaN/Inf in the data, class indices
+            out of range, an unknown loss or reduction, unknown or repeated parameter names,
+            train-mode BatchNorm, active dropout or a forward pass that is random.
+        TypeError: a model that is not an ``nn.Module`` or data that are not tensors (a dict
+            of inputs included).
     """
 
     def __init__(
@@ -170,6 +154,8 @@ class Problem:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         for label, t in (("X", X), ("Y", Y)):
+            if isinstance(t, Mapping):
+                raise dict_inputs_error(f"{label} is", t.keys())
             if not isinstance(t, torch.Tensor):
                 raise TypeError(
                     f"{label} must be a torch.Tensor, got {type(t).__name__}; "
@@ -201,14 +187,21 @@ class Problem:
         model: nn.Module,
         loader: Any,
         loss: LossName | LossFn = "mse",
+        *,
+        batch_keys: tuple[str, str] | None = None,
         **kwargs: Any,
     ) -> Problem:
         """A Problem whose data are read batch by batch from a ``DataLoader``.
 
-        The loader must not shuffle (``shuffle=False``): every pass must see the samples in
-        the same order so that ``F(w)`` is well defined. Its dataset must support indexing
-        (``dataset[i] -> (x, y)``) for mini-batch access by index. Keyword arguments are
-        those of :class:`Problem`.
+        The loader must not shuffle (``shuffle=False``) nor drop samples (``drop_last``): every
+        pass must see each sample once, in the same order, so that ``F(w)`` is well defined.
+        Its dataset must support indexing (``dataset[i] -> (x, y)``) for mini-batch access by
+        index. A batch is an ``(inputs, targets)`` pair, or a dict whose ``batch_keys =
+        (inputs_key, targets_key)`` name the two (e.g. ``("x", "y")``); the inputs must be one
+        tensor (dict inputs are refused with a clear error). Every batch read is checked like
+        the tensor constructor's ``X`` and ``Y`` (finite values, equal lengths, class indices
+        in range), the error naming the batch. Other keyword arguments are those of
+        :class:`Problem`.
         """
         from torch.utils.data import DataLoader, RandomSampler
 
@@ -221,6 +214,21 @@ class Problem:
             )
         if len(loader.dataset) == 0:
             raise ValueError("the dataset is empty (n = 0): pass at least one sample")
+        bs = loader.batch_size
+        if loader.drop_last and bs and len(loader.dataset) % bs:
+            raise ValueError(
+                f"the DataLoader drops its last {len(loader.dataset) % bs} samples "
+                "(drop_last=True): build it with drop_last=False so that every pass reads "
+                "each sample once"
+            )
+        if batch_keys is not None and (
+            not isinstance(batch_keys, (tuple, list))
+            or len(batch_keys) != 2
+            or not all(isinstance(k, str) for k in batch_keys)
+        ):
+            raise TypeError(
+                f"batch_keys must be a pair (inputs_key, targets_key), got {batch_keys!r}"
+            )
         self = cls.__new__(cls)
         self._setup(
             model,
@@ -233,7 +241,8 @@ class Problem:
         )
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
-        self._source = _LoaderSource(loader, self.device, self.dtype)
+        keys = tuple(batch_keys) if batch_keys is not None else None
+        self._source = _LoaderSource(loader, self.device, self.dtype, keys)
         self._finish_setup()
         return self
 
@@ -249,9 +258,10 @@ class Problem:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        check_model_deterministic(model, allow_batchnorm, allow_dropout)
         self.model = model
         self.allow_batchnorm, self.allow_dropout = allow_batchnorm, allow_dropout
+        self._track_modes()
+        check_modes(self._norms, self._random, allow_batchnorm, allow_dropout)
         if callable(loss) and not isinstance(loss, str):
             self.loss_name = getattr(loss, "__name__", "custom")
             self._custom_loss: LossFn | None = loss
@@ -279,6 +289,18 @@ class Problem:
         elif callable(params):
             names = [n for n, t in named.items() if params(n, t)]
         else:
+            if isinstance(params, str):
+                raise TypeError(
+                    f"params must be a list of parameter names, got the string {params!r}: "
+                    f"write params=[{params!r}]"
+                )
+            params = list(params)
+            repeated = sorted({n for n in params if params.count(n) > 1})
+            if repeated:
+                raise ValueError(
+                    f"params names {repeated} more than once: each parameter counts once in w; "
+                    "list each name once"
+                )
             unknown = [n for n in params if n not in named]
             if unknown:
                 raise ValueError(
@@ -293,14 +315,14 @@ class Problem:
             )
         first = named[names[0]]
         self.device: torch.device = first.device
-        self.dtype: torch.dtype = first.dtype
+        self._set_dtype(first.dtype)
         specs, offset = [], 0
         for n in names:
             t = named[n]
-            if t.dtype != self.dtype or t.device != self.device:
+            if t.dtype != first.dtype or t.device != self.device:
                 raise ValueError(
                     f"parameter {n!r} has dtype/device {t.dtype}/{t.device} but {names[0]!r} has "
-                    f"{self.dtype}/{self.device}: convert the model with model.to(...) first"
+                    f"{first.dtype}/{self.device}: convert the model with model.to(...) first"
                 )
             specs.append(ParamSpec(n, t.shape, t.numel(), offset))
             offset += t.numel()
@@ -308,22 +330,54 @@ class Problem:
         self.p: int = offset
         self._fixed = {n: t.detach() for n, t in named.items() if n not in set(names)}
 
+    def _track_modes(self) -> None:
+        """The model's mode-dependent modules and the buffers train-mode norms would update."""
+        self._norms, self._random = mode_modules(self.model)
+        self._norm_buffers = [
+            (mod, [f"{name}.{b}" if name else b for b, _ in mod.named_buffers(recurse=False)])
+            for name, mod in self._norms
+        ]
+
+    def _set_dtype(self, model_dtype: torch.dtype) -> None:
+        """Measure in ``model_dtype``, or in float32 (with a warning) for half precision."""
+        self.dtype: torch.dtype = measurement_dtype(model_dtype)
+        self._upcast = self.dtype != model_dtype
+        if self._upcast:
+            warnings.warn(
+                f"the model's parameters are {model_dtype}: lossgeometry measures it in "
+                f"{self.dtype} (parameters, buffers and data are cast for every evaluation; the "
+                "model is not changed), since half-precision rounding exceeds the small "
+                "eigenvalues measured. Call model.float() to silence this warning",
+                PrecisionWarning,
+                stacklevel=4,
+            )
+
     def _finish_setup(self) -> None:
         self.n: int = len(self._source)
         self.chunk_size: int = self._chunk_size_arg or min(self.n, DEFAULT_CHUNK_SIZE)
         idx = torch.arange(min(self.n, 2))
         x, y = self._source.get(idx)
-        with torch.no_grad():
-            out = self.forward_with(self.param_dict(self.params()), x)
-        if not torch.is_tensor(out):
-            raise TypeError(
-                f"the model returned {type(out).__name__}; lossgeometry needs a tensor of outputs "
-                "(wrap the model so that forward returns one tensor)"
-            )
+        pdict = self.param_dict(self.params())
+        # the probes must not shift the user's random stream (a random model draws here)
+        with torch.no_grad(), preserved_rng(), full_precision(self.device):
+            out = self.forward_with(pdict, x)
+            if not torch.is_tensor(out):
+                raise TypeError(
+                    f"the model returned {type(out).__name__}; lossgeometry needs a tensor of "
+                    "outputs (wrap the model so that forward returns one tensor)"
+                )
+            if not self.allow_dropout:
+                check_same_outputs(out, self.forward_with(pdict, x))
         if out.shape[0] != x.shape[0]:
             raise ValueError(
                 f"the model maps a batch of {x.shape[0]} inputs to outputs of shape "
                 f"{tuple(out.shape)}: the first output dimension must be the batch dimension"
+            )
+        if out.dtype in HALF_DTYPES and self.dtype not in HALF_DTYPES:
+            raise ValueError(
+                f"the model returns {out.dtype} outputs from {self.dtype} parameters and inputs "
+                "(it casts inside forward): lossgeometry measures in float32 or float64; "
+                "remove the cast to half precision"
             )
         self.output_shape: tuple[int, ...] = tuple(out.shape[1:])
         self.k: int = math.prod(self.output_shape)
@@ -354,14 +408,12 @@ class Problem:
                     f"last), so targets per sample must have shape {self.output_shape[:-1]}, "
                     f"got {tuple(y.shape[1:])}"
                 )
+            C = self.output_shape[-1]
             if isinstance(self._source, _TensorSource):
-                Y = self._source.Y
-                C = self.output_shape[-1]
-                if int(Y.min()) < 0 or int(Y.max()) >= C:
-                    raise ValueError(
-                        f"class indices must lie in [0, {C - 1}] for a model with {C} outputs; "
-                        f"got values in [{int(Y.min())}, {int(Y.max())}]"
-                    )
+                check_class_indices(self._source.Y, C)
+            else:  # the probe now, then each batch as it is read
+                check_class_indices(y, C, f"the samples {list(range(y.shape[0]))} of the dataset")
+                self._source.classes = C
 
     # ------------------------------------------------------------------ properties
     @property
@@ -421,10 +473,14 @@ class Problem:
     def params(self) -> torch.Tensor:
         """The model's current counted parameters as a flat vector ``w ∈ R^p`` (a copy)."""
         named = dict(self.model.named_parameters())
-        return torch.cat([named[s.name].detach().reshape(-1) for s in self._param_specs]).clone()
+        w = torch.cat([named[s.name].detach().reshape(-1) for s in self._param_specs])
+        return w.to(self.dtype) if self._upcast else w.clone()
 
     def set_params(self, w: torch.Tensor) -> None:
-        """Write the flat vector ``w`` into the model's parameters (in place)."""
+        """Write the flat vector ``w`` into the model's parameters (in place).
+
+        A half-precision model stores ``w`` rounded to its own dtype.
+        """
         w = self.check_w(w)
         named = dict(self.model.named_parameters())
         with torch.no_grad():
@@ -502,9 +558,26 @@ class Problem:
         """The model's raw output on a chunk ``x``, counted parameters from ``pdict``.
 
         Frozen parameters and buffers come from the model; the result is pure in ``pdict``.
+        Checks the modes (train-mode BatchNorm, active dropout) as the constructor does;
+        train-mode normalization layers run on batch statistics with their running statistics
+        left untouched. Runs in :attr:`dtype`; refuses to run under an active autocast (wrap
+        the measurement in :func:`full_precision`, as the views do).
         """
-        tensors = {**self._fixed, **dict(self.model.named_buffers()), **pdict}
-        return functional_call(self.model, tensors, (x,))
+        if autocast_active(self.device):
+            raise RuntimeError(
+                "torch.autocast is active: a measurement in half precision would be silently "
+                "wrong, so lossgeometry measures in full precision. The Problem's own views and "
+                "lg.Monitor switch autocast off; call other measurements outside the autocast "
+                "region (or inside lossgeometry.problem.full_precision(problem.device))"
+            )
+        check_modes(self._norms, self._random, self.allow_batchnorm, self.allow_dropout)
+        state = {**self._fixed, **dict(self.model.named_buffers())}
+        if self._upcast:
+            state = {n: _cast(t, None, self.dtype) for n, t in state.items()}
+        for mod, names in self._norm_buffers:
+            if mod.training:  # batch statistics: no running statistics to read or update
+                state.update(dict.fromkeys(names))
+        return functional_call(self.model, {**state, **pdict}, (x,))
 
     def forward(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Model outputs at flat parameters ``w`` on a batch ``x``, flattened to ``(b, k)``.
@@ -575,6 +648,7 @@ class Problem:
         return self.n if indices is None else len(torch.as_tensor(indices).reshape(-1))
 
     # ------------------------------------------------------------------ views
+    @_measurement
     @torch.no_grad()
     def F(
         self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
@@ -583,6 +657,7 @@ class Problem:
         w = self.check_w(w)
         return torch.cat([self.forward(w, x) for _, x, _ in self.iter_chunks(indices)])
 
+    @_measurement
     @torch.no_grad()
     def targets(self, indices: Sequence[int] | None = None) -> torch.Tensor:
         """The targets, flattened to ``(n, k)`` for MSE (as stored otherwise)."""
@@ -590,6 +665,7 @@ class Problem:
         Y = torch.cat(ys)
         return Y.reshape(Y.shape[0], -1) if self.is_mse else Y
 
+    @_measurement
     @torch.no_grad()
     def residual(
         self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
@@ -605,6 +681,7 @@ class Problem:
             ]
         )
 
+    @_measurement
     @torch.no_grad()
     def per_sample_losses(
         self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
@@ -622,6 +699,7 @@ class Problem:
         """``Σ_{i ∈ chunk} ℓ_i(w)`` on a chunk ``(x, y)``: pure in ``w`` (``torch.func``-safe)."""
         return self.per_sample_loss_fn(self.forward(w, x), y).sum()
 
+    @_measurement
     @torch.no_grad()
     def loss(
         self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
@@ -635,6 +713,7 @@ class Problem:
         total = sum(self.chunk_loss_sum(w, x, y) for _, x, y in self.iter_chunks(indices))
         return self.reduce_sum(total, self.sample_count(indices))
 
+    @_measurement
     def loss_and_grad(
         self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -650,12 +729,14 @@ class Problem:
         count = self.sample_count(indices)
         return self.reduce_sum(total, count), self.reduce_sum(g, count)
 
+    @_measurement
     def grad(
         self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
     ) -> torch.Tensor:
         """The gradient ``∇L(w) ∈ R^p`` (chunked); normalization as :meth:`loss`."""
         return self.loss_and_grad(w, indices)[1]
 
+    @_measurement
     def jvp(
         self, w: torch.Tensor | None, v: torch.Tensor, indices: Sequence[int] | None = None
     ) -> torch.Tensor:
@@ -673,6 +754,7 @@ class Problem:
             outs.append(t.detach())
         return torch.cat(outs)
 
+    @_measurement
     def vjp(
         self, w: torch.Tensor | None, u: torch.Tensor, indices: Sequence[int] | None = None
     ) -> torch.Tensor:
@@ -691,6 +773,7 @@ class Problem:
             pos += b
         return out.detach()
 
+    @_measurement
     def hvp(
         self, w: torch.Tensor | None, v: torch.Tensor, indices: Sequence[int] | None = None
     ) -> torch.Tensor:
@@ -718,16 +801,21 @@ class Problem:
         """A copy on another device or dtype (the model is deep-copied; data are cast).
 
         ``problem.to(dtype=torch.float64)`` gives the reference copy used by dense oracles.
-        Integer targets keep their dtype.
+        Integer targets keep their dtype. The copy of a half-precision model is converted to
+        float32 (the dtype it is measured in); ``dtype=torch.float16`` gives a float16 model
+        measured in float32, as the constructor does.
         """
         device = torch.device(device) if device is not None else None
         new = copy.copy(self)
-        new.model = copy.deepcopy(self.model).to(device=device, dtype=dtype)
+        # a half-precision model's copy is converted to the dtype it is measured in
+        model_dtype = dtype if dtype is not None else (self.dtype if self._upcast else None)
+        new.model = copy.deepcopy(self.model).to(device=device, dtype=model_dtype)
         new.device = device or self.device
-        new.dtype = dtype or self.dtype
         named = dict(new.model.named_parameters())
+        new._set_dtype(named[self._param_specs[0].name].dtype)
         new._fixed = {n: named[n].detach() for n in self._fixed}
-        new._source = self._source.to(device, dtype)
+        new._track_modes()
+        new._source = self._source.to(device, new.dtype)
         return new
 
     def with_params(self, w: torch.Tensor) -> Problem:

@@ -1,0 +1,282 @@
+"""Bad input gets a clear error, never a NaN, a wrong number or a deep traceback.
+
+One table: each case is ``(id, call, error type, message fragment)``; ``call`` builds the
+input and runs what a user would run. Extend the table when a new check is added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+import lossgeometry as lg
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    call: Callable[[], object]
+    error: type[Exception]
+    match: str
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+
+
+def _data(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 3, generator=g), torch.randn(n, 2, generator=g)
+
+
+def _with_bad(t: torch.Tensor, i: int, value: float) -> torch.Tensor:
+    t = t.clone()
+    t[i, 0] = value
+    return t
+
+
+def _loader(X, Y, **kw) -> DataLoader:
+    return DataLoader(TensorDataset(X, Y), batch_size=kw.pop("batch_size", 4), **kw)
+
+
+class _Dicts(Dataset):
+    """A dataset of dict samples; ``nested`` gives ``({"a": x, "b": x}, y)`` instead."""
+
+    def __init__(self, nested: bool = False) -> None:
+        self.X, self.Y = _data()
+        self.nested = nested
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, i: int):
+        if self.nested:
+            return {"a": self.X[i, :2], "b": self.X[i, 2:]}, self.Y[i]
+        return {"x": self.X[i], "y": self.Y[i]}
+
+
+class _FunctionalDropout(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(3, 16), nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.l2(F.dropout(torch.tanh(self.l1(x)), 0.5, self.training))
+
+
+class _Noisy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.lin(x) + 0.1 * torch.randn(x.shape[0], 2)
+
+
+class _CastsToHalf(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.lin(x).to(torch.bfloat16)
+
+
+def _bn_model_then_train() -> lg.Problem:
+    m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).eval()
+    pb = lg.Problem(m, *_data())
+    m.train()  # switched after construction: refused at the next evaluation
+    return pb
+
+
+def _ce_loader(labels: list[int]) -> lg.Problem:
+    X, _ = _data()
+    return lg.Problem.from_loader(
+        _mlp(), _loader(X, torch.tensor(labels)), loss="cross_entropy"
+    ).loss()
+
+
+X0, Y0 = _data()
+BAD_LABELS = torch.tensor([0, 1, 0, 1, 0, 5, 0, 1])  # 5 is no class of a 2-output model
+
+CASES = [
+    # -- params selection
+    Case(
+        "params-repeated",
+        lambda: lg.Problem(_mlp(), X0, Y0, params=["0.weight", "0.weight"]),
+        ValueError,
+        r"params names \['0.weight'\] more than once",
+    ),
+    Case(
+        "params-string",
+        lambda: lg.Problem(_mlp(), X0, Y0, params="0.weight"),
+        TypeError,
+        r"list of parameter names",
+    ),
+    # -- random or mode-dependent models
+    Case(
+        "functional-dropout",
+        lambda: lg.Problem(_FunctionalDropout(), X0, Y0),
+        ValueError,
+        r"model is random.*F\.dropout.*model\.eval\(\).*allow_dropout=True",
+    ),
+    Case("noise-in-forward", lambda: lg.Problem(_Noisy(), X0, Y0), ValueError, "model is random"),
+    Case(
+        "batchnorm-switched-to-train",
+        lambda: _bn_model_then_train().loss(),
+        ValueError,
+        r"BatchNorm layer '1' is in train mode",
+    ),
+    Case(
+        "dropout-switched-to-train",
+        lambda: (lambda m: (lg.Problem(m.eval(), X0, Y0), m.train())[0].grad())(
+            nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.Linear(4, 2))
+        ),
+        ValueError,
+        r"dropout layer '1' is active",
+    ),
+    Case(
+        "model-casts-to-half",
+        lambda: lg.Problem(_CastsToHalf(), X0, Y0),
+        ValueError,
+        r"returns torch.bfloat16 outputs",
+    ),
+    # -- tensor data
+    Case(
+        "tensor-dict-inputs",
+        lambda: lg.Problem(_mlp(), {"x": X0}, Y0),
+        TypeError,
+        r"X is a dict \(keys \['x'\]\).*one input tensor",
+    ),
+    # -- loader data: the tensor constructor's checks, naming the batch
+    Case(
+        "loader-nan-input",
+        lambda: lg.Problem.from_loader(_mlp(), _loader(_with_bad(X0, 5, float("nan")), Y0)).loss(),
+        ValueError,
+        r"batch 1 of the DataLoader \(inputs\) contains NaN or Inf in 1 sample\(s\) "
+        r"\(first at index 5\)",
+    ),
+    Case(
+        "loader-inf-target",
+        lambda: lg.Problem.from_loader(_mlp(), _loader(X0, _with_bad(Y0, 6, float("inf")))).grad(),
+        ValueError,
+        r"batch 1 of the DataLoader \(targets\) contains NaN or Inf.*index 6",
+    ),
+    Case(
+        "loader-nan-in-probe",
+        lambda: lg.Problem.from_loader(_mlp(), _loader(_with_bad(X0, 1, float("nan")), Y0)),
+        ValueError,
+        r"the samples \[0, 1\] of the dataset \(inputs\) contains NaN or Inf.*index 1",
+    ),
+    Case(
+        "loader-nan-by-index",
+        lambda: lg.Problem.from_loader(_mlp(), _loader(_with_bad(X0, 6, float("nan")), Y0)).loss(
+            None, [2, 6]
+        ),
+        ValueError,
+        r"the samples \[2, 6\] of the dataset \(inputs\).*index 6",
+    ),
+    Case(
+        "loader-label-out-of-range",
+        lambda: _ce_loader([0, 1, 0, 1, 0, 5, 0, 1]),
+        ValueError,
+        r"batch 1 of the DataLoader: class indices must lie in \[0, 1\].*\[0, 5\]",
+    ),
+    Case(
+        "loader-label-out-of-range-in-probe",
+        lambda: lg.Problem.from_loader(
+            _mlp(), _loader(X0, torch.tensor([0, 2, 0, 1, 0, 1, 0, 1])), loss="cross_entropy"
+        ),
+        ValueError,
+        r"the samples \[0, 1\] of the dataset: class indices must lie in \[0, 1\]",
+    ),
+    Case(
+        "loader-negative-label",
+        lambda: _ce_loader([0, -1, 0, 1, 0, 1, 0, 1]),
+        ValueError,
+        r"class indices must lie in \[0, 1\]",
+    ),
+    Case(
+        "tensor-label-out-of-range",
+        lambda: lg.Problem(
+            _mlp(), X0, torch.tensor([0, 1, 0, 1, 0, 5, 0, 1]), loss="cross_entropy"
+        ),
+        ValueError,
+        r"class indices must lie in \[0, 1\]",
+    ),
+    Case(
+        "loader-dict-batches-without-keys",
+        lambda: lg.Problem.from_loader(_mlp(), DataLoader(_Dicts(), batch_size=4)),
+        TypeError,
+        r"dict batches \(keys \['x', 'y'\]\).*batch_keys=\('x', 'y'\)",
+    ),
+    Case(
+        "loader-dict-batches-wrong-key",
+        lambda: lg.Problem.from_loader(
+            _mlp(), DataLoader(_Dicts(), batch_size=4), batch_keys=("x", "label")
+        ),
+        ValueError,
+        r"has no key\(s\) \['label'\]; its keys are \['x', 'y'\]",
+    ),
+    Case(
+        "loader-batch-keys-malformed",
+        lambda: lg.Problem.from_loader(_mlp(), DataLoader(_Dicts()), batch_keys="xy"),
+        TypeError,
+        r"batch_keys must be a pair",
+    ),
+    Case(
+        "loader-dict-inputs",
+        lambda: lg.Problem.from_loader(_mlp(), DataLoader(_Dicts(nested=True), batch_size=4)),
+        TypeError,
+        r"the inputs of .* are a dict \(keys \['a', 'b'\]\).*Wrap the model",
+    ),
+    Case(
+        "loader-drop-last",
+        lambda: lg.Problem.from_loader(_mlp(), _loader(X0[:7], Y0[:7], drop_last=True)),
+        ValueError,
+        r"drops its last 3 samples \(drop_last=True\)",
+    ),
+    Case(
+        "loader-unequal-batch",
+        lambda: lg.Problem.from_loader(
+            _mlp(), DataLoader(TensorDataset(X0, Y0), batch_size=4, collate_fn=_bad_collate)
+        ),
+        ValueError,
+        r"inputs of shape \(2, 3\) and targets of shape \(1, 2\)",
+    ),
+    Case(
+        "loader-not-tensors",
+        lambda: lg.Problem.from_loader(
+            _mlp(), DataLoader(TensorDataset(X0, Y0), batch_size=4, collate_fn=_list_collate)
+        ),
+        TypeError,
+        r"the inputs of .* are list, not a tensor",
+    ),
+]
+
+
+def _bad_collate(items):
+    x, y = zip(*items, strict=True)
+    return torch.stack(x), torch.stack(y)[:1]
+
+
+def _list_collate(items):
+    x, y = zip(*items, strict=True)
+    return list(x), torch.stack(y)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case) -> None:
+    with pytest.raises(case.error, match=case.match):
+        case.call()
+
+
+def test_case_ids_are_unique() -> None:
+    assert len({c.id for c in CASES}) == len(CASES)
