@@ -4,7 +4,8 @@ A document's python blocks run in order in one fresh namespace, in a fresh subpr
 working directory is a temporary folder: the way a reader pastes them into one session (a
 later block may use the ``problem`` of an earlier one). Tracebacks point at the document's
 own lines. Every block runs at the size the document shows; the sizes are small on purpose
-(each document takes seconds), so nothing here is marked slow.
+(3–10 s a document on the shared 2-core machine; docs/usage.md ~15 s, its sweep starts a
+2-process pool), so nothing here is marked slow.
 
 Markers (an HTML comment on the line right before the fence, invisible when rendered):
 
