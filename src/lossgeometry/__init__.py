@@ -4,8 +4,17 @@ Everything starts from a :class:`Problem` (model + data + loss as functions of a
 parameter vector); every measurement is a function of a Problem and a point ``w``.
 
 >>> import lossgeometry as lg
->>> problem = lg.Problem(model, X, Y, loss="mse")          # doctest: +SKIP
->>> run = lg.train(problem, "gd", steps=200, lr=0.05)      # doctest: +SKIP
+>>> X, Y = lg.data.load("synthetic-regression", n=16, d=4, k=1)
+>>> model = lg.models.mlp(4, 64, 1, 1, parameterization="ntk", seed=0)
+>>> problem = lg.Problem(model, X, Y, loss="mse")          # L(w) = ½ Σᵢ ‖f(w; xᵢ) − yᵢ‖²
+>>> problem.p, problem.n, problem.k
+(385, 16, 1)
+>>> spec = lg.kernel_spectrum(problem)                     # λ(K), K = DF DFᵀ (16 × 16)
+>>> bool(spec.lambda_min > 0)                              # p ≫ nk: K is positive definite
+True
+>>> run = lg.train(problem, "gd", steps=50, lr=0.05, record_every=10)
+>>> bool(run.loss[-1] < run.loss[0])
+True
 """
 
 from lossgeometry import (  # alpha-beta: analytic examples, SPS/NGN/AdaGrad-norm

@@ -16,6 +16,26 @@ Conversions are only the lossless ones a TOML file needs: an ``int`` where a ``f
 wanted, a list where a tuple is wanted. :func:`check_value` applies the same check to one
 value against any annotation (the application uses it for tables whose keys come from a
 function's signature, such as a data set loader's options).
+
+>>> import dataclasses
+>>> from lossgeometry.options import Options
+>>> @dataclasses.dataclass(frozen=True)
+... class WalkOptions(Options):
+...     steps: int = 10
+...     step_size: float = 0.01
+...     radii: tuple[float, ...] = (0.1, 0.01)
+>>> WalkOptions.from_mapping({"steps": 4, "step_size": 1, "radii": [1, 0.5]})
+WalkOptions(steps=4, step_size=1.0, radii=(1.0, 0.5))
+>>> WalkOptions.from_mapping({"stpes": 4}, where="report.walk")
+Traceback (most recent call last):
+    ...
+lossgeometry.options.OptionsError: [report.walk] stpes: unknown option; did you mean 'steps'? ...
+>>> WalkOptions(steps=1.5)
+Traceback (most recent call last):
+    ...
+lossgeometry.options.OptionsError: steps = 1.5: expected an integer
+>>> WalkOptions().replace(steps=3).to_dict()
+{'steps': 3, 'step_size': 0.01, 'radii': [0.1, 0.01]}
 """
 
 from __future__ import annotations

@@ -43,6 +43,29 @@ are refused (at construction and at every evaluation) unless ``allow_batchnorm``
 e.g. ``F.dropout(x, p, self.training)``) is refused at construction. Train-mode
 normalization runs on batch statistics *without* updating the user's running statistics, and
 the construction probes leave the global random generators as they were.
+
+Example (the definitions above, checked on a small model in float64):
+
+>>> import torch
+>>> import lossgeometry as lg
+>>> g = torch.Generator().manual_seed(0)
+>>> X = torch.randn(6, 3, generator=g, dtype=torch.float64)
+>>> Y = torch.randn(6, 2, generator=g, dtype=torch.float64)
+>>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 2, seed=0).double(), X, Y)
+>>> problem.p, problem.n, problem.k, problem.loss_scale
+(50, 6, 2, 1.0)
+>>> w = problem.params()
+>>> r = problem.residual(w)                                   # F(w) − Y, shape (n, k)
+>>> bool(torch.isclose(problem.loss(w), 0.5 * r.pow(2).sum()))
+True
+>>> torch.allclose(problem.grad(w), problem.vjp(w, r))        # ∇L = DFᵀ r (sum reduction)
+True
+>>> v = torch.randn(problem.p, generator=g, dtype=torch.float64)
+>>> bool(torch.isclose((problem.jvp(w, v) * r).sum(), problem.grad(w) @ v))   # ⟨DF v, r⟩
+True
+>>> mean = lg.Problem(problem.model, X, Y, reduction="mean")  # L = (1/(nk)) Σ ‖fᵢ − yᵢ‖²
+>>> mean.loss_scale == 2 / (6 * 2) and bool(torch.isclose(mean.loss(w), r.pow(2).mean()))
+True
 """
 
 from __future__ import annotations

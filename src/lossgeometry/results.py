@@ -4,6 +4,19 @@ Every measurement returns a subclass of :class:`Result`. Fields hold plain numbe
 lists, dicts, NumPy arrays or torch tensors; :meth:`Result.to_dict` turns arrays into nested
 lists (JSON), :meth:`Result.from_dict` turns them back into arrays using the field's type
 annotation.
+
+>>> import numpy as np
+>>> import lossgeometry as lg
+>>> rank = lg.numerical_rank(np.diag([3.0, 2.0, 1e-14]))     # a Result (here: a Rank)
+>>> rank.rank, rank.size
+(2, 3)
+>>> d = rank.to_dict()                                        # JSON-able, arrays as lists
+>>> d["__type__"], d["singular_values"]
+('Rank', [3.0, 2.0, 1e-14])
+>>> path = rank.save("rank.json")                             # written atomically
+>>> again = lg.load_result("rank.json")                       # the class comes from __type__
+>>> type(again).__name__, again.rank, np.array_equal(again.singular_values, rank.singular_values)
+('Rank', 2, True)
 """
 
 from __future__ import annotations

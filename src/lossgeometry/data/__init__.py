@@ -7,8 +7,16 @@ Built in: ``digits`` (scikit-learn), ``mnist1d`` (generated locally), ``syntheti
 Examples
 --------
 >>> import lossgeometry as lg
->>> X, Y = lg.data.load("digits", n=200, seed=0)  # X: (200, 64) standardized, Y: (200,) int64
->>> ds = lg.data.load("synthetic-regression", n=50, d=5, k=2)  # ds.X: (50, 5), ds.Y: (50, 2)
+>>> X, Y = lg.data.load("digits", n=200, seed=0)              # standardized inputs, class labels
+>>> X.shape, Y.shape, Y.dtype
+(torch.Size([200, 64]), torch.Size([200]), torch.int64)
+>>> abs(float(X.mean())) < 1e-6
+True
+>>> ds = lg.data.load("synthetic-regression", n=50, d=5, k=2)
+>>> ds.X.shape, ds.Y.shape
+(torch.Size([50, 5]), torch.Size([50, 2]))
+>>> "mnist1d" in lg.data.available()
+True
 """
 
 from lossgeometry.data._dataset import DataSet

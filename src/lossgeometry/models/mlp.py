@@ -126,6 +126,16 @@ def mlp(
     Raises:
         ValueError: for non-positive sizes, unknown activation or parameterization names, or
             an invalid bottleneck.
+
+    Example:
+        >>> import torch
+        >>> model = mlp(3, 16, 2, 1, parameterization="ntk", seed=0)
+        >>> sum(t.numel() for t in model.parameters()) == mlp_num_params(3, 16, 2, 1) == 353
+        True
+        >>> model(torch.zeros(5, 3)).shape
+        torch.Size([5, 1])
+        >>> torch.equal(model[1].weight, mlp(3, 16, 2, 1, parameterization="ntk", seed=0)[1].weight)
+        True
     """
     d_in = check_int("d_in", d_in)
     width = check_int("width", width)

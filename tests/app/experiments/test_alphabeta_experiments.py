@@ -1,8 +1,9 @@
-"""The α-β experiments at a tiny size: files, JSON rows, resume; bundled configs parse."""
+"""The α-β experiments at a tiny size: files, JSON rows, the derived region, resume, configs."""
 
 import json
 import sys
 
+import numpy as np
 import pytest
 
 from lossgeometry.app.experiments import available_experiments, bundled_configs
@@ -58,6 +59,26 @@ TINY = {
 }
 
 
+def _check_region(out, row):
+    """The recorded region as derived: the smallest pair holds (min T = 0 on the linear
+    program's boundary, up to rounding), and min T never decreases along the diagonal, since
+    ``T(α + δ, β + δ) = T(α, β) + δ (f_B(x^K) − f*_B)`` with ``f_B(x^K) ≥ f*_B = 0``.
+    Without a pair, no point of the line ``β = α − 0.1`` holds up to ``α = 100``."""
+    from lossgeometry.conditions.alphabeta import ConditionTrace
+
+    trace = ConditionTrace.load(out / "points" / f"{row['setting']}.trace.json")
+    c, a, b = trace.coefficients()
+    scale = float(np.abs(c).max() + np.abs(a).max() + np.abs(b).max())
+    assert np.all(b - a >= -1e-12 * scale)  # f_B(x^K) ≥ f*_B = 0
+    if row["alpha"] is None:
+        alphas = np.linspace(0.1, 100.0, 50)
+        assert np.all(np.diag(trace.min_T(alphas, alphas - 0.1)) < 0)
+        return
+    d = np.array([0.0, 0.5, 2.0, 8.0])
+    M = np.diag(trace.min_T(row["alpha"] + d, row["beta"] + d))
+    assert M[0] >= -1e-6 * scale and np.all(np.diff(M) >= -1e-9 * scale), M
+
+
 def test_bundled_configs_name_registered_experiments():
     exps = available_experiments()
     cfgs = bundled_configs()
@@ -80,6 +101,7 @@ def test_experiment_runs_and_resumes(name, tmp_path, capsys):
     for r in rows:
         assert r["max_replay_error"] == 0.0
         assert r["alpha"] is None or r["alpha"] >= r["beta"] + 0.1 - 1e-9
+        _check_region(out, r)
     for f in ("heatmaps.png", "smallest_pair.png", "results.json"):
         assert (out / f).stat().st_size > 500
     res = json.loads((out / "results.json").read_text())

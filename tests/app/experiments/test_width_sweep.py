@@ -127,6 +127,39 @@ maxiter = 5
     assert row["certified_radius"] == pytest.approx(
         math.sqrt(row["lambda_min"]) / (3 * row["hessian_norm"])
     )
+    for q in res["points"]:  # the constants of docs/theory.md §4 from the measured ones
+        lam0, lf, rn, beta = (
+            q["lambda_min"],
+            math.sqrt(q["lambda_max"]),
+            q["residual_norm"],
+            q["hessian_norm"],
+        )
+        assert lam0 > 0  # p ≫ nk = 4
+        assert q["radius_needed"] == pytest.approx(2 * lf * rn / (4 * lam0 / 9), rel=1e-12)
+        assert q["analytic_margin"] == pytest.approx(
+            2 * lam0**1.5 / (27 * beta * lf * rn), rel=1e-12
+        )
+    for v in ("linear", "bottleneck"):
+        s = res["summary"]["variants"][v]
+        fit = loglog_slope([8, 16], [r["hessian_norm"] for r in s["rows"]])
+        assert s["fits"]["hessian_norm"]["slope"] == pytest.approx(fit[0], rel=1e-12)
+    # Oracle: λ_min and λ_max of K(w0) = J Jᵀ from a dense autograd Jacobian of the model the
+    # docstring describes (NTK MLP of depth 3, tanh, width 8, seed 0; float64).
+    import torch
+
+    from lossgeometry import Problem, data, models
+    from tests.oracles.dense import dense_jacobian
+
+    ds = data.load("synthetic-regression", n=4, d=3, k=1, seed=0, dtype=torch.float64)
+    model = models.mlp(3, 8, 3, 1, activation="tanh", parameterization="ntk", seed=0).double()
+    problem = Problem(model, ds.X, ds.Y)
+    J = dense_jacobian(problem, problem.params())
+    ev = torch.linalg.eigvalsh(J @ J.T)
+    p0 = next(q for q in res["points"] if (q["variant"], q["width"]) == ("linear", 8))
+    assert p0["p"] == problem.p
+    assert p0["lambda_min"] == pytest.approx(float(ev[0]), rel=1e-8)
+    assert p0["lambda_max"] == pytest.approx(float(ev[-1]), rel=1e-10)
+    assert p0["residual_norm"] == pytest.approx(float((problem.F(problem.params()) - ds.Y).norm()))
     # a second run reuses every point
     monkeypatch.setattr(ws, "measure_width_point", lambda *a, **k: pytest.fail("recomputed"))
     again = run_experiment(cfg, out, progress=False)
@@ -156,6 +189,12 @@ noise = 0.5
     assert rows[0]["lambda_min_w0"] == 0.0 and rows[0]["rank_w0"] == rows[0]["p"]
     assert rows[1]["lambda_min_w0"] > 0 and rows[1]["rank_w0"] == 8
     assert rows[1]["final_over_initial"] < rows[0]["final_over_initial"]
+    res = json.loads((out / "results.json").read_text())
+    for p in res["points"]:
+        # ‖∇L‖²/L = c² rᵀKr / (c ½‖r‖²) ≥ 2cλ_min(K) at the end point (Rayleigh)
+        assert p["final_pl_ratio"] >= p["two_c_lambda_min_wT"] * (1 - 1e-9)
+        assert p["rank_w0"] == min(p["p"], 8) and p["ratio"] == p["p"] / 8
+    assert res["points"][1]["two_c_lambda_min_wT"] > 0
     for f in ("kernel_vs_ratio.png", "loss_curves.png", "pl_ratio_vs_loss.png"):
         assert (out / f).is_file()
 
@@ -181,5 +220,35 @@ k = 1
     assert "linear" in summary and math.isfinite(summary["linear"]["slope"])
     res = json.loads((out / "results.json").read_text())
     p = res["points"][0]
+    assert (p["variant"], p["width"], p["seed"]) == ("linear", 8, 0)
     assert p["rel_change_fro"] > 0 and p["distance"] > 0
     assert (out / "kernel_change_vs_width.png").is_file()
+    for q in res["points"]:  # GD stops at L ≤ target·L(w0), or after max_steps
+        assert q["final_loss"] <= 0.5 * q["initial_loss"] or q["steps"] == 40, q
+    rows = res["summary"]["linear"]["rows"]
+    fit = loglog_slope([8, 32], [r["rel_change_fro"] for r in rows])
+    assert res["summary"]["linear"]["fit"]["slope"] == pytest.approx(fit[0], rel=1e-12)
+    # Oracle: the same GD run again, and the kernel K = J Jᵀ from dense autograd Jacobians
+    # (not the structured kernel code) at w0 and w_T.
+    import torch
+
+    from lossgeometry import Problem, models, train
+    from lossgeometry.app.experiments.options import DataTable, square_loss_data
+    from lossgeometry.curvature.stepsize import auto_lr
+    from tests.oracles.dense import dense_jacobian
+
+    X, Y = square_loss_data(DataTable.from_mapping(res["config"]["data"]), torch.float64)
+    model = models.mlp(3, 8, 2, 1, activation="tanh", parameterization="ntk", seed=0).double()
+    problem = Problem(model, X, Y)
+    w0 = problem.params()
+    lr = auto_lr(problem, w0, seed=0)
+    assert p["lr"] == pytest.approx(lr, rel=1e-12)
+    run = train(
+        problem, "gd", steps=40, lr=lr, record_every=10, seed=0, stop_loss=0.5 * p["initial_loss"]
+    )
+    J0, JT = dense_jacobian(problem, w0), dense_jacobian(problem, run.w_final)
+    K0, dK = J0 @ J0.T, JT @ JT.T - J0 @ J0.T
+    assert p["rel_change_fro"] == pytest.approx(float(dK.norm() / K0.norm()), rel=1e-8)
+    spec = float(torch.linalg.matrix_norm(dK, ord=2) / torch.linalg.matrix_norm(K0, ord=2))
+    assert p["rel_change_spec"] == pytest.approx(spec, rel=1e-8)
+    assert p["distance"] == pytest.approx(float((run.w_final - w0).norm()), rel=1e-10)
