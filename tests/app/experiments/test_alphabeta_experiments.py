@@ -47,7 +47,7 @@ TINY = {
         "seeds": [0],
         "optimizers": {
             "sgd": {"optimizer": "sgd", "lr": 0.1},
-            "sps": {"optimizer": "SPSMax", "lr": 1.0, "kwargs": {"c": 0.5}},
+            "sps": {"optimizer": "sps", "lr": 1.0, "kwargs": {"c": 0.5}},
         },
     },
     "alphabeta_halfspace": {

@@ -14,9 +14,8 @@ from typing import Any, Literal
 
 from lossgeometry.app.experiments.alphabeta_common import (
     ClassifierSweep,
-    RunSpec,
-    Setting,
-    cross_entropy_problem,
+    OneOptimizer,
+    classifier_setting,
     load_data,
     run_sweep,
 )
@@ -27,7 +26,7 @@ __all__ = ["AlphaBetaBatchConfig", "alphabeta_batch"]
 
 
 @dataclasses.dataclass(frozen=True)
-class AlphaBetaBatchConfig(ClassifierSweep):
+class AlphaBetaBatchConfig(OneOptimizer, ClassifierSweep):
     """The ``alphabeta_batch`` experiment's TOML (besides the shared α-β sweep options)."""
 
     batch_sizes: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
@@ -38,14 +37,9 @@ class AlphaBetaBatchConfig(ClassifierSweep):
     """MLP hidden width."""
     depth: int = 2
     """Hidden layers."""
-    activation: str = "relu"
-    """Hidden activation."""
-    optimizer: str = "sgd"
-    """A :func:`lossgeometry.train` optimizer name."""
-    lr: float = 0.1
-    """Learning rate at ``base_batch_size``."""
     lr_scaling: Literal["none", "linear"] = "none"
-    """``"linear"``: ``lr · batch_size / base_batch_size``."""
+    """``"linear"``: ``lr · batch_size / base_batch_size`` (``lr`` is the rate at
+    ``base_batch_size``)."""
     base_batch_size: int = 32
     """The batch size ``lr`` refers to."""
 
@@ -61,17 +55,22 @@ def alphabeta_batch(
     X, Y = load_data(c)
     n, d_in, classes = X.shape[0], X.shape[1], int(Y.max()) + 1
 
-    def setting(b: int) -> Setting:
-        steps = max(1, math.ceil(c.epochs * n / b))
-        lr = c.lr * b / c.base_batch_size if c.lr_scaling == "linear" else c.lr
+    def setting(b: int):
+        def build(seed: int):
+            return models.mlp(d_in, c.width, c.depth, classes, activation=c.activation, seed=seed)
 
-        def make(seed: int) -> RunSpec:
-            model = models.mlp(
-                d_in, c.width, c.depth, classes, activation=c.activation, seed=seed
-            ).to(c.torch_dtype)
-            return RunSpec(cross_entropy_problem(model, X, Y), c.optimizer, steps, b, lr)
-
-        return Setting(f"batch_{b}", b, make)
+        return classifier_setting(
+            f"batch_{b}",
+            b,
+            build,
+            c,
+            X,
+            Y,
+            optimizer=c.optimizer,
+            steps=max(1, math.ceil(c.epochs * n / b)),
+            batch_size=b,
+            lr=c.lr * b / c.base_batch_size if c.lr_scaling == "linear" else c.lr,
+        )
 
     settings = [setting(b) for b in c.batch_sizes]
     return run_sweep("alphabeta_batch", c, out, settings, xlabel="batch size", progress=progress)

@@ -13,9 +13,9 @@ from typing import Any
 
 from lossgeometry.app.experiments.alphabeta_common import (
     ClassifierSweep,
-    RunSpec,
-    Setting,
-    cross_entropy_problem,
+    MinibatchRuns,
+    OneOptimizer,
+    classifier_setting,
     load_data,
     run_sweep,
 )
@@ -26,25 +26,15 @@ __all__ = ["AlphaBetaCNNConfig", "alphabeta_cnn"]
 
 
 @dataclasses.dataclass(frozen=True)
-class AlphaBetaCNNConfig(ClassifierSweep):
+class AlphaBetaCNNConfig(MinibatchRuns, OneOptimizer, ClassifierSweep):
     """The ``alphabeta_cnn`` experiment's TOML (besides the shared α-β sweep options)."""
 
     channels: tuple[int, ...] = (4, 8, 16, 32, 64)
     """Channels of the second conv layer (swept)."""
     first_channels: int = 8
     """Channels of the first conv layer (fixed)."""
-    activation: str = "relu"
-    """Activation."""
     pool: str = "avg"
     """Pooling of the CNN."""
-    optimizer: str = "sgd"
-    """A :func:`lossgeometry.train` optimizer name."""
-    lr: float = 0.1
-    """Learning rate."""
-    steps: int = 400
-    """Optimizer steps per run."""
-    batch_size: int = 64
-    """Mini-batch size."""
 
 
 @experiment("alphabeta_cnn", options=AlphaBetaCNNConfig)
@@ -58,9 +48,9 @@ def alphabeta_cnn(
     X, Y = load_data(c, images=True)
     classes = int(Y.max()) + 1
 
-    def setting(ch: int) -> Setting:
-        def make(seed: int) -> RunSpec:
-            model = models.cnn(
+    def setting(ch: int):
+        def build(seed: int):
+            return models.cnn(
                 X.shape[1],
                 (c.first_channels, ch),
                 3,
@@ -69,12 +59,20 @@ def alphabeta_cnn(
                 activation=c.activation,
                 pool=c.pool,
                 seed=seed,
-            ).to(c.torch_dtype)
-            return RunSpec(
-                cross_entropy_problem(model, X, Y), c.optimizer, c.steps, c.batch_size, c.lr
             )
 
-        return Setting(f"channels_{ch}", ch, make)
+        return classifier_setting(
+            f"channels_{ch}",
+            ch,
+            build,
+            c,
+            X,
+            Y,
+            optimizer=c.optimizer,
+            steps=c.steps,
+            batch_size=c.batch_size,
+            lr=c.lr,
+        )
 
     settings = [setting(ch) for ch in c.channels]
     return run_sweep(

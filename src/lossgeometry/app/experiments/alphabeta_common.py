@@ -32,6 +32,7 @@ import torch
 from lossgeometry.app.config import resolve_dtype
 from lossgeometry.conditions.alphabeta import ConditionTrace, record_conditions
 from lossgeometry.conditions.alphabeta_study import AlphaBetaOptions, analyze_trace, heatmap_axis
+from lossgeometry.options import Options
 from lossgeometry.problem import Problem
 from lossgeometry.results import atomic_write_json
 
@@ -62,11 +63,33 @@ class ClassifierSweep(AlphaBetaSweep):
     """Seed of the sample choice."""
     dtype: Literal["float32", "float64"] = "float32"
     """Computation dtype."""
+    activation: str = "relu"
+    """Hidden activation of the swept models."""
 
     @property
     def torch_dtype(self) -> torch.dtype:
         """The torch dtype of :attr:`dtype`."""
         return resolve_dtype(self.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class MinibatchRuns(Options):
+    """Mini-batch runs of a fixed length (the sweeps that do not vary them)."""
+
+    steps: int = 400
+    """Optimizer steps per run."""
+    batch_size: int = 64
+    """Mini-batch size."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOptimizer(Options):
+    """One optimizer for every setting of a sweep."""
+
+    optimizer: str = "sgd"
+    """A :func:`lossgeometry.train` optimizer name (the registry's)."""
+    lr: float = 0.1
+    """Learning rate."""
 
 
 @dataclasses.dataclass
@@ -88,6 +111,31 @@ class Setting:
     label: str
     x: float | str
     make: Callable[[int], RunSpec]
+
+
+def classifier_setting(
+    label: str,
+    x: float | str,
+    build: Callable[[int], torch.nn.Module],
+    cfg: ClassifierSweep,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    *,
+    optimizer: Any,
+    steps: int,
+    batch_size: int | None,
+    lr: float | None,
+    optimizer_kwargs: dict[str, Any] | None = None,
+) -> Setting:
+    """A setting whose seed ``s`` trains ``build(s)`` (in ``cfg``'s dtype) with cross-entropy."""
+
+    def make(seed: int) -> RunSpec:
+        model = build(seed).to(cfg.torch_dtype)
+        return RunSpec(
+            cross_entropy_problem(model, X, Y), optimizer, steps, batch_size, lr, optimizer_kwargs
+        )
+
+    return Setting(label, x, make)
 
 
 def load_data(cfg: ClassifierSweep, *, images: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

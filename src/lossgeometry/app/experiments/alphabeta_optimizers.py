@@ -3,8 +3,8 @@
 Islamov et al. (NeurIPS 2024) compare SGD, SGD with momentum and Adam. The bundled config
 trains an MLP on 1000 mnist1d samples; the optimizers and their learning rates are a table in
 the config (``[optimizers.NAME] optimizer = "...", lr = ...``), including lossgeometry's
-``SPSMax`` and ``NGN`` (``optimizer = "SPSMax"`` etc. with their keyword arguments in
-``kwargs``).
+SPS and NGN (``optimizer = "sps"`` etc., names of the optimizer registry, with their keyword
+arguments in ``kwargs``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from typing import Any
 
 from lossgeometry.app.experiments.alphabeta_common import (
     ClassifierSweep,
-    RunSpec,
-    Setting,
-    cross_entropy_problem,
+    MinibatchRuns,
+    classifier_setting,
     load_data,
     run_sweep,
 )
@@ -36,37 +35,17 @@ def _default_table() -> dict[str, Any]:
 
 
 @dataclasses.dataclass(frozen=True)
-class AlphaBetaOptimizersConfig(ClassifierSweep):
+class AlphaBetaOptimizersConfig(MinibatchRuns, ClassifierSweep):
     """The ``alphabeta_optimizers`` experiment's TOML (besides the shared α-β sweep options)."""
 
     optimizers: dict[str, Any] = dataclasses.field(default_factory=_default_table)
-    """One table per setting: ``optimizer`` (a :func:`lossgeometry.train` name or a class of
-    :mod:`lossgeometry.optim`), ``lr``, ``kwargs``. A table in the TOML replaces this one."""
+    """One table per setting: ``optimizer`` (a name of the optimizer registry,
+    :func:`lossgeometry.optim.optimizer_names`), ``lr``, ``kwargs``. A table in the TOML
+    replaces this one."""
     width: int = 128
     """MLP hidden width."""
     depth: int = 2
     """Hidden layers."""
-    activation: str = "relu"
-    """Hidden activation."""
-    steps: int = 400
-    """Optimizer steps per run."""
-    batch_size: int = 64
-    """Mini-batch size."""
-
-
-def _optimizer(spec: dict[str, Any]) -> tuple[Any, float | None, dict[str, Any] | None]:
-    """A name of lg.train, or one of lossgeometry.optim's classes with its kwargs."""
-    from lossgeometry import optim
-
-    name = spec.get("optimizer", "sgd")
-    kwargs = dict(spec.get("kwargs", {}))
-    lr = spec.get("lr")
-    cls = getattr(optim, str(name), None)
-    if isinstance(cls, type):
-        if lr is not None:
-            kwargs["lr"] = float(lr)
-        return (lambda ps: cls(ps, **kwargs)), None, None
-    return name, None if lr is None else float(lr), kwargs or None
 
 
 @experiment("alphabeta_optimizers", options=AlphaBetaOptimizersConfig)
@@ -81,16 +60,24 @@ def alphabeta_optimizers(
     d_in, classes = X.shape[1], int(Y.max()) + 1
     table = c.optimizers
 
-    def setting(label: str, spec: dict[str, Any]) -> Setting:
-        opt, lr, kw = _optimizer(spec)
+    def setting(label: str, spec: dict[str, Any]):
+        def build(seed: int):
+            return models.mlp(d_in, c.width, c.depth, classes, activation=c.activation, seed=seed)
 
-        def make(seed: int) -> RunSpec:
-            model = models.mlp(
-                d_in, c.width, c.depth, classes, activation=c.activation, seed=seed
-            ).to(c.torch_dtype)
-            return RunSpec(cross_entropy_problem(model, X, Y), opt, c.steps, c.batch_size, lr, kw)
-
-        return Setting(label, label, make)
+        lr = spec.get("lr")
+        return classifier_setting(
+            label,
+            label,
+            build,
+            c,
+            X,
+            Y,
+            optimizer=spec.get("optimizer", "sgd"),
+            steps=c.steps,
+            batch_size=c.batch_size,
+            lr=None if lr is None else float(lr),
+            optimizer_kwargs=dict(spec.get("kwargs", {})) or None,
+        )
 
     settings = [setting(k, v) for k, v in table.items()]
     return run_sweep(

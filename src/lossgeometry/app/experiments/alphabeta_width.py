@@ -14,9 +14,9 @@ from typing import Any
 
 from lossgeometry.app.experiments.alphabeta_common import (
     ClassifierSweep,
-    RunSpec,
-    Setting,
-    cross_entropy_problem,
+    MinibatchRuns,
+    OneOptimizer,
+    classifier_setting,
     load_data,
     run_sweep,
 )
@@ -27,23 +27,13 @@ __all__ = ["AlphaBetaWidthConfig", "alphabeta_width"]
 
 
 @dataclasses.dataclass(frozen=True)
-class AlphaBetaWidthConfig(ClassifierSweep):
+class AlphaBetaWidthConfig(MinibatchRuns, OneOptimizer, ClassifierSweep):
     """The ``alphabeta_width`` experiment's TOML (besides the shared α-β sweep options)."""
 
     widths: tuple[int, ...] = (32, 64, 128, 256, 512, 1024)
     """Widths of the second hidden layer (swept)."""
     first_width: int = 128
     """Width of the first hidden layer (fixed)."""
-    activation: str = "relu"
-    """Hidden activation."""
-    optimizer: str = "sgd"
-    """A :func:`lossgeometry.train` optimizer name."""
-    lr: float = 0.1
-    """Learning rate."""
-    steps: int = 400
-    """Optimizer steps per run."""
-    batch_size: int = 64
-    """Mini-batch size."""
 
 
 @experiment("alphabeta_width", options=AlphaBetaWidthConfig)
@@ -57,22 +47,24 @@ def alphabeta_width(
     X, Y = load_data(c)
     d_in, classes = X.shape[1], int(Y.max()) + 1
 
-    def setting(w: int) -> Setting:
-        def make(seed: int) -> RunSpec:
-            model = models.mlp(
-                d_in,
-                c.first_width,
-                2,
-                classes,
-                activation=c.activation,
-                bottleneck=w,
-                seed=seed,
-            ).to(c.torch_dtype)
-            return RunSpec(
-                cross_entropy_problem(model, X, Y), c.optimizer, c.steps, c.batch_size, c.lr
+    def setting(w: int):
+        def build(seed: int):
+            return models.mlp(
+                d_in, c.first_width, 2, classes, activation=c.activation, bottleneck=w, seed=seed
             )
 
-        return Setting(f"width_{w}", w, make)
+        return classifier_setting(
+            f"width_{w}",
+            w,
+            build,
+            c,
+            X,
+            Y,
+            optimizer=c.optimizer,
+            steps=c.steps,
+            batch_size=c.batch_size,
+            lr=c.lr,
+        )
 
     settings = [setting(w) for w in c.widths]
     return run_sweep(
