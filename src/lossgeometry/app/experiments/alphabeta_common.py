@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from lossgeometry.app.config import resolve_dtype
+from lossgeometry.app.figures import save_figure
 from lossgeometry.conditions.alphabeta import ConditionTrace, record_conditions
 from lossgeometry.conditions.alphabeta_study import AlphaBetaOptions, analyze_trace, heatmap_axis
 from lossgeometry.options import Options
@@ -267,8 +268,7 @@ def write_figures(
     for ax in list(axes.flat)[k:]:
         ax.axis("off")
     fig.suptitle(f"{name}: min over steps and runs of T(x_k)  (blue: holds)")
-    fig.tight_layout()
-    _save(fig, out / "heatmaps.png")
+    save_figure(fig, out, "heatmaps.png", dpi=120)
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     xs = [r["x"] for r in rows]
@@ -286,8 +286,7 @@ def write_figures(
     ax.set_title(f"{name} (α ≥ β + {margin:g})")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    _save(fig, out / "smallest_pair.png")
+    save_figure(fig, out, "smallest_pair.png", dpi=120)
 
     with_full = {k: t for k, t in traces.items() if not np.all(np.isnan(t.full_inner))}
     if with_full:
@@ -309,17 +308,7 @@ def write_figures(
         ax.set_title("Aiming along training (positive: holds)")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        _save(fig, out / "aiming.png")
-
-
-def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    tmp = path.with_name("." + path.name)
-    fig.savefig(tmp, dpi=120, format="png")
-    tmp.replace(path)
-    plt.close(fig)
+        save_figure(fig, out, "aiming.png", dpi=120)
 
 
 def cross_entropy_problem(model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor) -> Problem:

@@ -25,11 +25,11 @@ from lossgeometry.app.experiments.alphabeta_common import (
     AlphaBetaSweep,
     RunSpec,
     Setting,
-    _save,
     run_sweep,
 )
 from lossgeometry.app.experiments.experiment import experiment
 from lossgeometry.app.experiments.options import experiment_options
+from lossgeometry.app.figures import save_figure
 from lossgeometry.options import OptionsError
 from lossgeometry.problem import Problem
 from lossgeometry.results import atomic_write_json
@@ -152,8 +152,7 @@ def _halfspace_figure(out: Path, labels: list[str], early: int, summary: dict[st
         ax.set_xlabel("step k")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    _save(fig, out / "halfspace.png")
+    save_figure(fig, out, "halfspace.png", dpi=120)
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     results["rows"] = summary["rows"]
     atomic_write_json(out / "results.json", results)

@@ -39,6 +39,7 @@ from lossgeometry.app.config import resolve_dtype
 from lossgeometry.app.experiments.experiment import experiment
 from lossgeometry.app.experiments.options import DataTable, experiment_options, square_loss_data
 from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope
+from lossgeometry.app.figures import save_figure
 from lossgeometry.kernel.change import KernelChangeOptions
 from lossgeometry.options import Options, OptionsError
 from lossgeometry.results import atomic_write_json
@@ -244,7 +245,4 @@ def _figure(summary: dict[str, Any], widths: list[int], out: Path) -> str:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(Path(out) / "kernel_change_vs_width.png", dpi=130)
-    plt.close(fig)
-    return "kernel_change_vs_width.png"
+    return save_figure(fig, out, "kernel_change_vs_width.png")

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from lossgeometry.app.figures import save_figure
+
 __all__ = ["plot_degenerate", "plot_main"]
 
 
@@ -96,9 +98,7 @@ def plot_main(rows: list[dict[str, Any]], path: Path) -> None:
     axes[2].set_ylabel("final ‖F − Y‖ (Gauss–Newton)")
     axes[2].set_title("interpolation needs p ≥ nk")
     axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path.parent, path.name)
 
 
 def plot_degenerate(rows: list[dict[str, Any]], path: Path) -> None:
@@ -134,6 +134,4 @@ def plot_degenerate(rows: list[dict[str, Any]], path: Path) -> None:
     axes[1].set_ylabel("non-zero eigenvalues of ∇²L")
     axes[1].set_title("non-zero eigenvalues 2 rank(Q) rank(GP) ≤ 2 · width · k")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path.parent, path.name)

@@ -33,6 +33,7 @@ from lossgeometry.app.config import resolve_dtype
 from lossgeometry.app.experiments.experiment import experiment
 from lossgeometry.app.experiments.options import DataTable, experiment_options, square_loss_data
 from lossgeometry.app.experiments.plstar_common import cached_point
+from lossgeometry.app.figures import save_figure
 from lossgeometry.kernel.change import KernelChangeOptions
 from lossgeometry.options import Options
 from lossgeometry.results import atomic_write_json
@@ -240,10 +241,7 @@ def _figures(
     axes[1].set_ylabel("rank")
     axes[1].legend(fontsize=8)
     axes[1].grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(Path(out) / "kernel_vs_ratio.png", dpi=130)
-    plt.close(fig)
-    files.append("kernel_vs_ratio.png")
+    files.append(save_figure(fig, out, "kernel_vs_ratio.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     cmap = plt.get_cmap("viridis")
@@ -268,10 +266,7 @@ def _figures(
     ax.set_ylabel("L(w_t) / L(w0)   (× : linear phase ends)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(Path(out) / "loss_curves.png", dpi=130)
-    plt.close(fig)
-    files.append("loss_curves.png")
+    files.append(save_figure(fig, out, "loss_curves.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for j, r in enumerate(rows):
@@ -288,10 +283,7 @@ def _figures(
     ax.invert_xaxis()
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(Path(out) / "pl_ratio_vs_loss.png", dpi=130)
-    plt.close(fig)
-    files.append("pl_ratio_vs_loss.png")
+    files.append(save_figure(fig, out, "pl_ratio_vs_loss.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     ax.loglog(ratio, [max(r["final_over_initial"], 1e-300) for r in rows], "o-")
@@ -299,8 +291,5 @@ def _figures(
     ax.set_xlabel("p / (nk)")
     ax.set_ylabel("final / initial loss")
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(Path(out) / "final_loss_vs_ratio.png", dpi=130)
-    plt.close(fig)
-    files.append("final_loss_vs_ratio.png")
+    files.append(save_figure(fig, out, "final_loss_vs_ratio.png"))
     return files

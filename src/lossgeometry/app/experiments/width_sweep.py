@@ -40,6 +40,7 @@ from lossgeometry.app.config import resolve_dtype
 from lossgeometry.app.experiments.experiment import experiment
 from lossgeometry.app.experiments.options import DataTable, experiment_options, square_loss_data
 from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope
+from lossgeometry.app.figures import save_figure
 from lossgeometry.kernel.change import KernelChangeOptions
 from lossgeometry.options import Options, OptionsError
 from lossgeometry.results import atomic_write_json
@@ -312,10 +313,7 @@ def _figures(summary: dict[str, Any], out: Path) -> list[str]:
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(Path(out) / "hessian_vs_width.png", dpi=130)
-    plt.close(fig)
-    files.append("hessian_vs_width.png")
+    files.append(save_figure(fig, out, "hessian_vs_width.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for s in summary["variants"].values():
@@ -326,10 +324,7 @@ def _figures(summary: dict[str, Any], out: Path) -> list[str]:
     ax.set_ylabel("λ_min(K(w0))")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(Path(out) / "kernel_vs_width.png", dpi=130)
-    plt.close(fig)
-    files.append("kernel_vs_width.png")
+    files.append(save_figure(fig, out, "kernel_vs_width.png"))
 
     lin = summary["variants"].get("linear")
     if lin is not None:
@@ -356,8 +351,5 @@ def _figures(summary: dict[str, Any], out: Path) -> list[str]:
         )
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(Path(out) / "radius_vs_width.png", dpi=130)
-        plt.close(fig)
-        files.append("radius_vs_width.png")
+        files.append(save_figure(fig, out, "radius_vs_width.png"))
     return files

@@ -60,16 +60,10 @@ class Context:
 
     def figure(self, fig: Any, filename: str, caption: str = "") -> str:
         """Save a matplotlib figure under ``figures/`` and return its HTML ``<figure>``."""
-        import matplotlib.pyplot as plt
-
+        from lossgeometry.app.figures import save_figure
         from lossgeometry.app.report import html
 
-        path = self.outdir / "figures" / filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name("." + path.name)
-        fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
-        tmp.replace(path)
-        plt.close(fig)
+        save_figure(fig, self.outdir / "figures", filename, tight=False, bbox_tight=True)
         return html.figure(f"figures/{filename}", caption)
 
 
