@@ -38,7 +38,7 @@ from lossgeometry._progress import progress_bar
 from lossgeometry.app.config import resolve_dtype
 from lossgeometry.app.experiments.experiment import experiment
 from lossgeometry.app.experiments.options import DataTable, experiment_options, square_loss_data
-from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope
+from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope, ntk_mlp_problem
 from lossgeometry.app.figures import save_figure
 from lossgeometry.kernel.change import KernelChangeOptions
 from lossgeometry.options import Options, OptionsError
@@ -90,7 +90,7 @@ def measure_kernel_change(
     c: KernelChangeConfig, variant: str, width: int, seed: int, X: torch.Tensor, Y: torch.Tensor
 ) -> dict[str, Any]:
     """Train one (variant, width, seed) and measure how far its tangent kernel moved."""
-    from lossgeometry import Problem, models, train
+    from lossgeometry import train
     from lossgeometry.curvature.stepsize import auto_lr
     from lossgeometry.kernel.change import kernel_change as kernel_study
 
@@ -98,18 +98,16 @@ def measure_kernel_change(
         raise ValueError(f"unknown variant {variant!r}; use one of {sorted(_VARIANTS)}")
     t0 = time.perf_counter()
     dtype = resolve_dtype(c.dtype)
-    kw = {"output_activation": "tanh"} if variant == "tanh_output" else {}
-    model = models.mlp(
-        X.shape[1],
-        width,
-        c.depth,
-        Y.shape[1],
+    problem = ntk_mlp_problem(
+        X,
+        Y,
+        width=width,
+        depth=c.depth,
         activation=c.activation,
-        parameterization="ntk",
+        dtype=dtype,
         seed=seed,
-        **kw,
-    ).to(dtype)
-    problem = Problem(model, X.to(dtype), Y.to(dtype))
+        variant=variant,
+    )
     w0 = problem.params()
     lr = c.lr_scale * auto_lr(problem, w0, seed=seed)
     L0 = float(problem.loss(w0))

@@ -32,7 +32,7 @@ from lossgeometry._progress import progress_bar
 from lossgeometry.app.config import resolve_dtype
 from lossgeometry.app.experiments.experiment import experiment
 from lossgeometry.app.experiments.options import DataTable, experiment_options, square_loss_data
-from lossgeometry.app.experiments.plstar_common import cached_point
+from lossgeometry.app.experiments.plstar_common import cached_point, ntk_mlp_problem
 from lossgeometry.app.figures import save_figure
 from lossgeometry.kernel.change import KernelChangeOptions
 from lossgeometry.options import Options
@@ -87,23 +87,16 @@ def width_for_ratio(ratio: float, d_in: int, depth: int, d_out: int, nk: int) ->
 
 
 def _run_point(c: OverparameterizationConfig, width: int, seed: int, X: Any, Y: Any) -> dict:
-    from lossgeometry import Problem, models, train
+    from lossgeometry import train
     from lossgeometry.conditions.pl_ratio import plstar_epsilon
     from lossgeometry.curvature.stepsize import auto_lr
     from lossgeometry.kernel.change import kernel_change
 
     t0 = time.perf_counter()
     dtype = resolve_dtype(c.dtype)
-    model = models.mlp(
-        X.shape[1],
-        width,
-        c.depth,
-        Y.shape[1],
-        activation=c.activation,
-        parameterization="ntk",
-        seed=seed,
-    ).to(dtype)
-    problem = Problem(model, X.to(dtype), Y.to(dtype))
+    problem = ntk_mlp_problem(
+        X, Y, width=width, depth=c.depth, activation=c.activation, dtype=dtype, seed=seed
+    )
     w0 = problem.params()
     lr = c.lr_scale * auto_lr(problem, w0, seed=seed)
     run = train(problem, "gd", steps=c.steps, lr=lr, record_every=c.record_every, seed=seed)

@@ -4,6 +4,8 @@
   earlier run finished it with the same settings (resume); points are written atomically.
 * :func:`loglog_slope`: least-squares slope of ``log y`` against ``log x`` with its standard
   error.
+* :func:`ntk_mlp_problem`: the square-loss Problem of an NTK-parameterized MLP (the model all
+  three experiments sweep), in one of the variants the theory contrasts.
 
 The configs themselves are typed (:mod:`lossgeometry.app.experiments.options`).
 """
@@ -17,8 +19,57 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from lossgeometry.problem import Problem
 from lossgeometry.results import atomic_write_json, to_jsonable
+
+MLP_VARIANTS = {
+    "linear": "linear output",
+    "tanh_output": "tanh output",
+    "bottleneck": "narrow bottleneck layer",
+}
+"""The MLP variants: a linear output (the theory's case: the Hessian norm falls as 1/√m), a
+``tanh`` output (keeps Θ(1) curvature), a fixed-width bottleneck (not wide everywhere)."""
+
+
+def ntk_mlp_problem(
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    *,
+    width: int,
+    depth: int,
+    activation: str,
+    dtype: torch.dtype,
+    seed: int,
+    variant: str = "linear",
+    bottleneck: int | None = None,
+) -> Problem:
+    """The square-loss Problem (``reduction="sum"``) of an NTK-parameterized MLP on ``(X, Y)``.
+
+    ``variant`` is a key of :data:`MLP_VARIANTS`; ``"bottleneck"`` needs ``bottleneck``, the
+    width of the narrow layer. The model is initialized with ``seed`` and cast to ``dtype``.
+    """
+    from lossgeometry import models
+
+    kwargs: dict[str, Any] = {}
+    if variant == "tanh_output":
+        kwargs["output_activation"] = "tanh"
+    elif variant == "bottleneck":
+        kwargs["bottleneck"] = bottleneck
+    elif variant != "linear":
+        raise ValueError(f"unknown variant {variant!r}; use one of {sorted(MLP_VARIANTS)}")
+    model = models.mlp(
+        X.shape[1],
+        width,
+        depth,
+        Y.shape[1],
+        activation=activation,
+        parameterization="ntk",
+        seed=seed,
+        **kwargs,
+    ).to(dtype)
+    return Problem(model, X.to(dtype), Y.to(dtype))
 
 
 def cached_point(

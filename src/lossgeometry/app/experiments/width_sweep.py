@@ -39,7 +39,7 @@ from lossgeometry._progress import progress_bar
 from lossgeometry.app.config import resolve_dtype
 from lossgeometry.app.experiments.experiment import experiment
 from lossgeometry.app.experiments.options import DataTable, experiment_options, square_loss_data
-from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope
+from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope, ntk_mlp_problem
 from lossgeometry.app.figures import save_figure
 from lossgeometry.kernel.change import KernelChangeOptions
 from lossgeometry.options import Options, OptionsError
@@ -92,40 +92,26 @@ class WidthSweepConfig(Options):
             raise OptionsError("the width sweep needs at least two widths")
 
 
-def _model(cfg: WidthSweepConfig, variant: str, width: int, d_in: int, d_out: int, seed: int):
-    from lossgeometry import models
-
-    kwargs: dict[str, Any] = {}
-    if variant == "tanh_output":
-        kwargs["output_activation"] = "tanh"
-    elif variant == "bottleneck":
-        kwargs["bottleneck"] = cfg.bottleneck
-    elif variant != "linear":
-        raise ValueError(f"unknown variant {variant!r}; use one of {sorted(VARIANTS)}")
-    return models.mlp(
-        d_in,
-        width,
-        cfg.depth,
-        d_out,
-        activation=cfg.activation,
-        parameterization="ntk",
-        seed=seed,
-        **kwargs,
-    )
-
-
 def measure_width_point(
     cfg: WidthSweepConfig, variant: str, width: int, seed: int, X: Any, Y: Any
 ) -> dict[str, Any]:
     """All measurements of one (variant, width, seed) at initialization."""
-    from lossgeometry import Problem
     from lossgeometry.curvature import model_hessian_norm
     from lossgeometry.kernel.change import kernel_change
 
     t0 = time.perf_counter()
     dtype = resolve_dtype(cfg.dtype)
-    model = _model(cfg, variant, width, X.shape[1], Y.shape[1], seed).to(dtype)
-    problem = Problem(model, X.to(dtype), Y.to(dtype))
+    problem = ntk_mlp_problem(
+        X,
+        Y,
+        width=width,
+        depth=cfg.depth,
+        activation=cfg.activation,
+        dtype=dtype,
+        seed=seed,
+        variant=variant,
+        bottleneck=cfg.bottleneck,
+    )
     w0 = problem.params()
     spec = kernel_change(problem, w0, options=cfg.kernel).start
     r0 = problem.residual(w0)
