@@ -19,7 +19,10 @@ def axes_or_new(ax: Any, figsize: tuple[float, float]) -> Any:
     """``ax`` itself, or the Axes of a new figure of ``figsize`` when ``ax`` is None."""
     if ax is not None:
         if isinstance(ax, (list, tuple)) or not hasattr(ax, "plot"):
-            raise TypeError(f"ax must be one matplotlib Axes or None, got {type(ax).__name__}")
+            raise TypeError(
+                f"ax must be one matplotlib Axes or None, got {type(ax).__name__} (plot's "
+                "first argument is ax; pass the other arguments by keyword)"
+            )
         return ax
     import matplotlib.pyplot as plt
 
