@@ -31,6 +31,7 @@ from tests.conftest import tiny_toml
 
 matplotlib.use("Agg")
 core = sys.modules["lossgeometry.app.sweep.core"]  # `lg.sweep` is the function, not the module
+backends = sys.modules["lossgeometry.app.sweep.backends"]
 
 # a tiny analyze config: 16 digits, a 1-hidden-layer MLP, 6 GD steps, two cheap sections
 TINY = tiny_toml(["problem", "training"])
@@ -375,7 +376,7 @@ def test_workers_2_match_workers_1_and_set_threads(tmp_path, monkeypatch):
 
     grid = {"model.kwargs.width": [8, 16], "seed": [1]}
     # pretend 6 cores: each of 2 workers must then run torch with 3 threads
-    monkeypatch.setattr(core, "_cores", lambda: 6)
+    monkeypatch.setattr(backends, "_cores", lambda: 6)
     assert threads_per_worker(2) == 3
     threads_before = torch.get_num_threads()
     one = lg.sweep(cfg(rec1), grid, tmp_path / "w1", progress=False)
