@@ -562,6 +562,47 @@ def test_sweep_result_round_trip_table_and_plot(tmp_path):
         res.plot(x="model.width", y="training.loss")
 
 
+def test_sweep_summaries_are_flat_and_plots_take_ax_first():
+    import matplotlib.pyplot as plt
+
+    res = _fake_result()
+    s = res.summary()
+    assert s == {
+        "job": "analyze",
+        "runs": len(res.runs),
+        **res.counts(),
+        "ok": False,
+        "seconds": 9.0,
+        "swept": "model.width, seed",
+        "metrics": len(res.metric_names()),
+    }
+    run = res.runs[1]
+    rs = run.summary()
+    assert rs["name"] == run.name and rs["status"] == "done" and rs["ok"] is True
+    assert rs["params.model.width"] == 8 and rs["params.seed"] == 1
+    assert {k: rs[k] for k in run.metrics} == run.metrics
+    for v in (*s.values(), *rs.values()):
+        assert v is None or isinstance(v, (bool, int, float, str))
+    # a run's plot: one bar per numeric metric, its length the metric's value
+    fig, ax = plt.subplots()
+    assert run.plot(ax) is ax
+    numeric = {k: v for k, v in run.metrics.items() if math.isfinite(v)}  # no bar for inf
+    assert numeric == {"training.loss_final": 8.1}
+    assert [p.get_width() for p in ax.patches] == list(numeric.values())
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(numeric)
+    with pytest.raises(ValueError, match="no metric"):
+        run.plot(metrics=["nope"])
+    # the sweep's plot takes ax first, x and y by keyword
+    fig2, ax2 = plt.subplots()
+    assert res.plot(ax2, x="width", y="training.loss_final") is ax2
+    ys = sorted(tuple(ln.get_ydata()) for ln in ax2.get_lines())
+    assert ys == [(8.0, 16.0, 32.0), (8.1, 16.1)]
+    with pytest.raises(TypeError):
+        res.plot("width", "training.loss_final")  # the old positional x, y
+    plt.close(fig)
+    plt.close(fig2)
+
+
 # --- the command line -------------------------------------------------------------------------
 def test_parse_grid_values():
     assert parse_value("64") == 64 and isinstance(parse_value("64"), int)

@@ -37,17 +37,17 @@ import torch
 from lossgeometry._compat import deprecated_call_style
 from lossgeometry.conditions.plstar_ball import (
     BallPoints,
-    PointConstants,
     default_zero_tol,
     evaluate_point,
     grow_ball,
     needed_radius,
     points_of_run,
 )
+from lossgeometry.conditions.plstar_ball import PointConstants as PointConstants  # as before
 from lossgeometry.conditions.plstar_certificate import PLStarCertificate
 from lossgeometry.problem import Problem
 
-__all__ = ["PLStarCertificate", "PointConstants", "certify_plstar", "evaluate_point"]
+__all__ = ["PLStarCertificate", "certify_plstar", "evaluate_point"]
 
 
 @deprecated_call_style(

@@ -78,11 +78,12 @@ class SweepRun(Result):
         return out
 
     def plot(self, ax: Any = None, *, metrics: list[str] | None = None) -> Any:
-        """The run's numeric metrics as horizontal bars, one per metric; returns the Axes.
+        """The run's finite numeric metrics as horizontal bars, one per metric; returns the Axes.
 
         Args:
             ax: the matplotlib Axes to draw on (default: a new figure).
-            metrics: the metric names to draw (default: all numeric ones, in order).
+            metrics: the metric names to draw (default: all of them, in order); non-numeric
+                and non-finite values get no bar.
         """
         names = list(self.metrics) if metrics is None else list(metrics)
         missing = [m for m in names if m not in self.metrics]
@@ -298,7 +299,7 @@ def _key(v: Any) -> Any:
 
 
 def _numeric(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
