@@ -27,23 +27,21 @@ from lossgeometry import (  # alpha-beta: analytic examples, SPS/NGN/AdaGrad-nor
 from lossgeometry._version import __version__
 from lossgeometry.app.sweep import SweepResult, SweepRun, sweep  # sweeps
 from lossgeometry.conditions.aiming import AimingProfile, RelaxedPL  # alpha-beta
-from lossgeometry.conditions.alphabeta import (  # alpha-beta
-    ConditionTrace,
-    ReplayMismatchError,
-    record_conditions,
-)
+from lossgeometry.conditions.alphabeta import ReplayMismatchError, record_conditions  # alpha-beta
 from lossgeometry.conditions.alphabeta_study import (  # alpha-beta study
     AlphaBetaOptions,
     AlphaBetaStudy,
     alphabeta_study,
 )
+from lossgeometry.conditions.alphabeta_trace import ConditionTrace  # alpha-beta
 from lossgeometry.conditions.pl_ratio import (  # PL* certificates
     PLRatioProfile,
     PLStarEpsilon,
     pl_ratio_profile,
     plstar_epsilon,
 )
-from lossgeometry.conditions.plstar import PLStarCertificate, certify_plstar  # PL* certificates
+from lossgeometry.conditions.plstar import certify_plstar  # PL* certificates
+from lossgeometry.conditions.plstar_certificate import PLStarCertificate  # PL* certificates
 from lossgeometry.conditions.plstar_check import (  # PL* certificates
     CertificateCheck,
     compare_with_certificate,

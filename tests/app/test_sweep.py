@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
 import types
 from pathlib import Path
@@ -21,7 +20,6 @@ from lossgeometry.app.report import build
 from lossgeometry.app.report.section import SECTIONS, SectionOutput, SectionSpec
 from lossgeometry.app.sweep import (
     SweepResult,
-    SweepRun,
     expand_grid,
     load_base_config,
     run_name,
@@ -31,6 +29,7 @@ from tests.conftest import tiny_toml
 
 matplotlib.use("Agg")
 core = sys.modules["lossgeometry.app.sweep.core"]  # `lg.sweep` is the function, not the module
+backends = sys.modules["lossgeometry.app.sweep.backends"]
 
 # a tiny analyze config: 16 digits, a 1-hidden-layer MLP, 6 GD steps, two cheap sections
 TINY = tiny_toml(["problem", "training"])
@@ -375,7 +374,7 @@ def test_workers_2_match_workers_1_and_set_threads(tmp_path, monkeypatch):
 
     grid = {"model.kwargs.width": [8, 16], "seed": [1]}
     # pretend 6 cores: each of 2 workers must then run torch with 3 threads
-    monkeypatch.setattr(core, "_cores", lambda: 6)
+    monkeypatch.setattr(backends, "_cores", lambda: 6)
     assert threads_per_worker(2) == 3
     threads_before = torch.get_num_threads()
     one = lg.sweep(cfg(rec1), grid, tmp_path / "w1", progress=False)
@@ -492,73 +491,6 @@ def test_ray_backend_runs_the_same_tasks_through_a_stub(tiny, tmp_path, monkeypa
     assert json.loads((tmp_path / "ray" / "seed=2" / "done.json").read_text())["metrics"] == {
         "fake.width_times_seed": 36
     }
-
-
-# --- the result -------------------------------------------------------------------------------
-def _fake_result() -> SweepResult:
-    runs = []
-    for w in (8, 16, 32):
-        for s in (0, 1):
-            failed = w == 32 and s == 1
-            runs.append(
-                SweepRun(
-                    f"width={w},seed={s}",
-                    {"model.width": w, "seed": s},
-                    "failed" if failed else "done",
-                    1.5,
-                    f"out/width={w},seed={s}",
-                    metrics={}
-                    if failed
-                    else {"training.loss_final": w + 0.1 * s, "x.inf": math.inf},
-                    error="ValueError: boom" if failed else None,
-                )
-            )
-    return SweepResult(
-        out="out",
-        job="analyze",
-        grid={"model.width": [8, 16, 32], "seed": [0, 1]},
-        runs=runs,
-        config={"seed": 0, "train": {"lr": 0.5}},
-        seconds=9.0,
-    )
-
-
-def test_sweep_result_round_trip_table_and_plot(tmp_path):
-    res = _fake_result()
-    d = json.loads(json.dumps(res.to_dict()))  # strict JSON
-    back = SweepResult.from_dict(d)
-    assert back == res and isinstance(back.runs[0], SweepRun)
-    assert back.runs[0].metrics["x.inf"] == math.inf  # strict JSON "inf" comes back a float
-    res.save(tmp_path / "s.json")
-    assert lg.load_result(tmp_path / "s.json") == res
-    assert res.counts()["failed"] == 1 and res.failed[0].error == "ValueError: boom"
-
-    rows = res.table(["training.loss_final"])
-    assert rows[1] == {
-        "name": "width=8,seed=1",
-        "width": 8,
-        "seed": 1,
-        "status": "done",
-        "seconds": 1.5,
-        "training.loss_final": 8.1,
-    }
-    assert rows[-1]["error"] == "ValueError: boom" and rows[-1]["training.loss_final"] is None
-    assert res.headline() == ["training.loss_final"]  # the report's number comes first
-
-    ax = res.plot(x="width", y="training.loss_final", logx=True)
-    lines = {ln.get_label(): ln for ln in ax.get_lines()}
-    assert sorted(lines) == ["seed=0", "seed=1"]  # one line per value of the other parameter
-    assert list(lines["seed=0"].get_xdata()) == [8, 16, 32]
-    assert list(lines["seed=0"].get_ydata()) == [8.0, 16.0, 32.0]
-    assert list(lines["seed=1"].get_xdata()) == [8, 16]  # the failed run is left out
-    assert ax.get_xscale() == "log" and ax.get_xlabel() == "model.width"
-    # by seed, grouped by width; the full dotted key works too
-    ax = res.plot(x="seed", y="training.loss_final")
-    assert len(ax.get_lines()) == 3
-    with pytest.raises(ValueError, match="not a swept parameter"):
-        res.plot(x="depth", y="training.loss_final")
-    with pytest.raises(ValueError, match="no run has a metric"):
-        res.plot(x="model.width", y="training.loss")
 
 
 # --- the command line -------------------------------------------------------------------------

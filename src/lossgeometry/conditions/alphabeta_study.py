@@ -145,7 +145,7 @@ class AlphaBetaStudy(Result):
 
     def plot(self, ax: Any = None) -> Any:
         """Heatmap of ``min_k T(x_k)`` on the study's grid (returns the Axes)."""
-        return self.trace.plot(self.alphas, self.alphas, margin=self.margin, ax=ax)
+        return self.trace.plot(ax, alphas=self.alphas, betas=self.alphas, margin=self.margin)
 
 
 def analyze_trace(

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._plotting import axes_or_new, panels
 from lossgeometry._progress import progress_bar
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
@@ -51,12 +52,25 @@ class PLRatioProfile(Result):
     min_margin: float
     """``min (pl_ratio / bound)`` over the records with ``bound > 0`` (``inf`` if none)."""
 
-    def plot(self, ax: Any = None) -> Any:
-        """The PL ratio and its kernel bound against the step (log scale)."""
-        import matplotlib.pyplot as plt
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers: whether the bound holds, the smallest margin, the range covered."""
+        return {
+            "holds": self.holds,
+            "min_margin": self.min_margin,
+            "records": int(np.asarray(self.steps).size),
+            "min_pl_ratio": _min_or_nan(self.pl_ratio),
+            "min_bound": _min_or_nan(self.bound),
+            "min_lambda_min": _min_or_nan(self.lambda_min),
+            "loss_scale": self.loss_scale,
+        }
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3.4))
+    def plot(self, ax: Any = None) -> Any:
+        """The PL ratio and its kernel bound against the step (log scale); returns the Axes.
+
+        Args:
+            ax: the matplotlib Axes to draw on (default: a new figure).
+        """
+        ax = axes_or_new(ax, (5, 3.4))
         ax.semilogy(self.steps, self.pl_ratio, lw=1.8, label="‖∇L‖²/L (observed)")
         b = np.where(self.bound > 0, self.bound, np.nan)
         ax.semilogy(self.steps, b, lw=1.5, ls="--", label="2c·λ_min(K(w_t))")
@@ -156,13 +170,32 @@ class PLStarEpsilon(Result):
     """``ε(µ)`` for each ``µ`` of :attr:`mu_grid`."""
     verdict: str
 
-    def plot(self, fig: Any = None) -> Any:
-        """Loss with the end of the linear phase; the ratio against the loss with ``µ``, ``ε``."""
-        import matplotlib.pyplot as plt
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers: ``µ``, ``ε(µ)``, the plateau and where linear convergence ends."""
+        return {
+            "mu": self.mu,
+            "epsilon": self.epsilon,
+            "plateau": self.plateau,
+            "stalled": self.stalled,
+            "linear_until_step": self.linear_until_step,
+            "loss_at_break": self.loss_at_break,
+            "linear_rate": self.linear_rate,
+            "records": int(np.asarray(self.steps).size),
+        }
 
-        if fig is None:
-            fig = plt.figure(figsize=(9.5, 3.4))
-        ax1, ax2 = fig.subplots(1, 2)
+    def plot(self, ax: Any = None, *, fig: Any = None) -> Any:
+        """Loss with the end of the linear phase; the ratio against the loss with ``µ``, ``ε``.
+
+        Args:
+            ax: a sequence of two matplotlib Axes, or ``None`` for a new figure.
+            fig: deprecated: a Figure to add the two panels to (use ``ax=``).
+
+        Returns:
+            The Figure.
+        """
+        fig, (ax1, ax2), own = panels(
+            ax, 2, (9.5, 3.4), fig=fig, owner=f"{type(self).__name__}.plot"
+        )
         ax1.semilogy(self.steps, np.where(self.loss > 0, self.loss, np.nan), lw=1.8)
         if self.stalled:
             ax1.axvline(
@@ -181,8 +214,14 @@ class PLStarEpsilon(Result):
         ax2.set_ylabel("‖∇L‖²/L")
         ax2.legend(fontsize=8)
         ax2.grid(alpha=0.3, which="both")
-        fig.tight_layout()
+        if own:
+            fig.tight_layout()
         return fig
+
+
+def _min_or_nan(a: Any) -> float:
+    arr = np.asarray(a, dtype=float)
+    return float(arr.min()) if arr.size else math.nan
 
 
 def epsilon_for(loss: np.ndarray, ratio: np.ndarray, mu: float) -> float:

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lossgeometry.conditions.plstar import PLStarCertificate
+from lossgeometry._plotting import panels
+from lossgeometry.conditions.plstar_certificate import PLStarCertificate
 from lossgeometry.results import Result
 
 __all__ = ["CertificateCheck", "compare_with_certificate"]
@@ -55,13 +56,37 @@ class CertificateCheck(Result):
     """Records whose prediction is below this loss are not checked (round-off level)."""
     note: str
 
-    def plot(self, fig: Any = None) -> Any:
-        """Observed loss against the bound, and the distance from w0 against its bound and R."""
-        import matplotlib.pyplot as plt
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers: coverage, whether both bounds held, the worst excess, the step."""
+        obs = np.asarray(self.observed, dtype=float)
+        dist = np.asarray(self.distance, dtype=float)
+        return {
+            "method": self.method,
+            "covered": self.covered,
+            "loss_holds": self.loss_holds,
+            "distance_holds": self.distance_holds,
+            "max_excess": self.max_excess,
+            "lr": self.lr,
+            "rate": self.rate,
+            "radius": self.radius,
+            "records": int(obs.size),
+            "final_loss": float(obs[-1]) if obs.size else math.nan,
+            "max_distance": float(dist.max()) if dist.size else math.nan,
+        }
 
-        if fig is None:
-            fig = plt.figure(figsize=(9.5, 3.4))
-        ax1, ax2 = fig.subplots(1, 2)
+    def plot(self, ax: Any = None, *, fig: Any = None) -> Any:
+        """Observed loss against the bound, and the distance from w0 against its bound and R.
+
+        Args:
+            ax: a sequence of two matplotlib Axes, or ``None`` for a new figure.
+            fig: deprecated: a Figure to add the two panels to (use ``ax=``).
+
+        Returns:
+            The Figure.
+        """
+        fig, (ax1, ax2), own = panels(
+            ax, 2, (9.5, 3.4), fig=fig, owner=f"{type(self).__name__}.plot"
+        )
         pos = lambda a: np.where(np.asarray(a) > 0, a, np.nan)  # noqa: E731
         ax1.semilogy(self.steps, pos(self.observed), lw=1.8, label="observed L(w_t)")
         lab = "E[L] bound" if self.method == "sgd" else "predicted bound"
@@ -81,7 +106,8 @@ class CertificateCheck(Result):
         ax2.set_ylabel("distance from w0")
         ax2.legend(fontsize=8)
         ax2.grid(alpha=0.3)
-        fig.tight_layout()
+        if own:
+            fig.tight_layout()
         return fig
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._plotting import axes_or_new
 from lossgeometry._progress import progress_bar
 from lossgeometry.problem import Problem
 from lossgeometry.recording import BatchSampler, Recorder, Trajectory
@@ -82,6 +83,66 @@ class SGDStep(Result):
         """Bound on the expected loss ``L(w0) rate^t`` at step(s) ``t``."""
         out = self.loss0 * self.rate ** np.asarray(t, dtype=float)
         return float(out) if out.ndim == 0 else out
+
+    def horizon(self, factor: float = 1e-6) -> int:
+        """Steps after which the bound has fallen by ``factor``: ``⌈log factor / log rate⌉``.
+
+        1 when ``rate = 0``; 100 when the bound does not contract (``rate ≥ 1``); at most 10⁵.
+        """
+        if not 0 < factor < 1:
+            raise ValueError(f"factor must lie in (0, 1), got {factor!r}")
+        if self.rate <= 0:
+            return 1
+        if self.rate >= 1:
+            return 100
+        return int(min(100_000, max(1, math.ceil(math.log(factor) / math.log(self.rate)))))
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers: the step, the rate, the constants and the ball ``R_δ``."""
+        return {
+            "batch_size": self.batch_size,
+            "step_size": self.step_size,
+            "rate": self.rate,
+            "mu_c": self.mu_c,
+            "beta": self.beta,
+            "lambda_g": self.lambda_g,
+            "kappa_d": self.kappa_d,
+            "residual_max": self.residual_max,
+            "critical_batch_size": self.critical_batch_size,
+            "delta": self.delta,
+            "radius_delta": self.radius_delta,
+            "loss0": self.loss0,
+            "certified": self.certified,
+        }
+
+    def plot(self, ax: Any = None, *, steps: int | None = None) -> Any:
+        """The expected-loss bound ``L(w0) rate^t`` for ``t = 0 … steps`` (log scale).
+
+        Args:
+            ax: the matplotlib Axes to draw on (default: a new figure).
+            steps: the last step drawn (default: :meth:`horizon`, a fall by 10⁶).
+
+        Returns:
+            The Axes.
+        """
+        horizon = self.horizon() if steps is None else int(steps)
+        if horizon < 1:
+            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        t = np.arange(horizon + 1)
+        ax = axes_or_new(ax, (5, 3.4))
+        y = np.asarray(self.predicted(t), dtype=float)
+        ax.semilogy(
+            t,
+            np.where(y > 0, y, np.nan),
+            lw=1.8,
+            label=f"E[L(w_t)] bound, b = {self.batch_size}, η* = {self.step_size:.3g}",
+        )
+        ax.set_xlabel("step t")
+        ax.set_ylabel("loss bound")
+        ax.set_title(f"certified SGD (critical batch b* ≈ {self.critical_batch_size:.3g})")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+        return ax
 
 
 def sgd_step_size(

@@ -264,7 +264,7 @@ def write_figures(
     nrows = math.ceil(k / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.6 * nrows), squeeze=False)
     for ax, (label, tr) in zip(axes.flat, traces.items(), strict=False):
-        tr.plot(alphas, betas, margin=margin, ax=ax, title=label, colorbar=False)
+        tr.plot(ax, alphas=alphas, betas=betas, margin=margin, title=label, colorbar=False)
     for ax in list(axes.flat)[k:]:
         ax.axis("off")
     fig.suptitle(f"{name}: min over steps and runs of T(x_k)  (blue: holds)")

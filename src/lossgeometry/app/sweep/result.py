@@ -6,6 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
+from lossgeometry._plotting import axes_or_new
 from lossgeometry.results import Result
 
 STATUSES = ("done", "skipped", "failed", "pending")
@@ -58,6 +59,47 @@ class SweepRun(Result):
         """Whether the run finished (``done`` or ``skipped``)."""
         return self.status in ("done", "skipped")
 
+    def summary(self) -> dict[str, Any]:
+        """Flat headline numbers: name, status, seconds, each swept value and every metric.
+
+        Swept values come as ``params.KEY`` (lists as their text), metrics under their own
+        dotted names.
+        """
+        out: dict[str, Any] = {
+            "name": self.name,
+            "status": self.status,
+            "ok": self.ok,
+            "seconds": self.seconds,
+        }
+        for k, v in self.params.items():
+            scalar = v is None or isinstance(v, (bool, int, float, str))
+            out[f"params.{k}"] = v if scalar else str(v)
+        out.update(self.metrics)
+        return out
+
+    def plot(self, ax: Any = None, *, metrics: list[str] | None = None) -> Any:
+        """The run's finite numeric metrics as horizontal bars, one per metric; returns the Axes.
+
+        Args:
+            ax: the matplotlib Axes to draw on (default: a new figure).
+            metrics: the metric names to draw (default: all of them, in order); non-numeric
+                and non-finite values get no bar.
+        """
+        names = list(self.metrics) if metrics is None else list(metrics)
+        missing = [m for m in names if m not in self.metrics]
+        if missing:
+            raise ValueError(
+                f"run {self.name!r} has no metric {missing}; it has {list(self.metrics)}"
+            )
+        names = [m for m in names if _numeric(self.metrics[m])]
+        ax = axes_or_new(ax, (5.5, 0.6 + 0.35 * max(1, len(names))))
+        ax.barh(range(len(names)), [float(self.metrics[m]) for m in names], color="C0")
+        ax.set_yticks(range(len(names)), names)
+        ax.invert_yaxis()  # first metric on top
+        ax.set_title(f"{self.name} ({self.status})")
+        ax.grid(alpha=0.3, axis="x")
+        return ax
+
 
 @dataclasses.dataclass(frozen=True)
 class SweepResult(Result):
@@ -98,6 +140,18 @@ class SweepResult(Result):
     def ok(self) -> bool:
         """Whether every run finished (none failed or pending)."""
         return all(r.ok for r in self.runs)
+
+    def summary(self) -> dict[str, Any]:
+        """Flat headline numbers: the job, how many runs in each state, the wall time."""
+        return {
+            "job": self.job,
+            "runs": len(self.runs),
+            **self.counts(),
+            "ok": self.ok,
+            "seconds": self.seconds,
+            "swept": ", ".join(self.grid),
+            "metrics": len(self.metric_names()),
+        }
 
     def counts(self) -> dict[str, int]:
         """How many runs are in each state: ``{"done": 4, "skipped": 2, "failed": 0, ...}``."""
@@ -175,32 +229,29 @@ class SweepResult(Result):
 
     def plot(
         self,
-        x: str,
-        y: str,
         ax: Any = None,
         *,
+        x: str,
+        y: str,
         logx: bool = False,
         logy: bool = False,
     ) -> Any:
         """Draw metric ``y`` against swept parameter ``x``, one line per value of the others.
 
         Args:
+            ax: the matplotlib Axes to draw on (default: a new figure).
             x: a swept key (``"model.width"``) or its short label (``"width"``).
             y: a metric name (see :meth:`metric_names`), e.g. ``"training.loss_final"``.
-            ax: the matplotlib Axes to draw on (default: a new figure).
             logx: logarithmic x axis.
             logy: logarithmic y axis.
 
         Returns:
             The Axes. Runs without a finished value of ``y`` are left out.
         """
-        import matplotlib.pyplot as plt
-
         xkey = self._param_key(x)
         if y not in self.metric_names():
             raise ValueError(f"no run has a metric {y!r}; metrics: {self.metric_names()}")
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5.5, 3.8))
+        ax = axes_or_new(ax, (5.5, 3.8))
         labels = self.param_labels()
         others = [k for k in self.grid if k != xkey]
         xs_all = list(self.grid[xkey])
@@ -245,6 +296,10 @@ def short_labels(keys: list[str]) -> dict[str, str]:
 def _key(v: Any) -> Any:
     """A hashable stand-in for a parameter value (lists become tuples)."""
     return tuple(_key(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+def _numeric(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _fmt(v: Any, digits: int = 4) -> str:

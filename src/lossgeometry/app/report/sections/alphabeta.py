@@ -67,7 +67,7 @@ def alphabeta_section(ctx: Context) -> SectionOutput:
 
     trace, pair, g, margin = study.trace, study.smallest_pair, study.alphas, ab.margin
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    trace.plot(g, g, margin=margin, ax=axes[0])
+    trace.plot(axes[0], alphas=g, betas=g, margin=margin)
     metrics: dict[str, Any] = {
         "smallest α": float("nan") if pair is None else pair[0],
         "smallest β": float("nan") if pair is None else pair[1],
