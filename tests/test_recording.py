@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 import lossgeometry as lg
-from lossgeometry.conditions import certify_plstar
-from lossgeometry.optim import certified_sgd, sgd_step_size
+from lossgeometry.conditions import certified_sgd, certify_plstar, sgd_step_size
 from lossgeometry.recording import BatchSampler, Recorder
 from tests.conftest import tiny_mlp
 

@@ -46,6 +46,12 @@ from lossgeometry.conditions.plstar_check import (  # PL* certificates
     CertificateCheck,
     compare_with_certificate,
 )
+from lossgeometry.conditions.plstar_gd import CertifiedGD, run_certified_gd  # PL* optimizers
+from lossgeometry.conditions.plstar_sgd import (  # PL* optimizers
+    SGDStep,
+    certified_sgd,
+    sgd_step_size,
+)
 from lossgeometry.conditions.plstar_study import (  # PL* study
     PLStarOptions,
     PLStarStudy,
@@ -159,8 +165,13 @@ __all__ = [
     "examples",
     "optim",
     "record_conditions",
-    # PL* certificates (lg.optim.CertifiedGD, lg.optim.sgd_step_size, lg.optim.certified_sgd)
+    # PL* certificates and the optimizers they certify
     "CertificateCheck",
+    "CertifiedGD",
+    "SGDStep",
+    "certified_sgd",
+    "run_certified_gd",
+    "sgd_step_size",
     "PLRatioProfile",
     "PLStarCertificate",
     "PLStarEpsilon",

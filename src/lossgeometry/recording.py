@@ -1,7 +1,7 @@
 """Records of a training run: the one recorder, the one batch sampler, the :class:`Trajectory`.
 
 Every training loop of the package — :func:`lossgeometry.train`, :class:`lossgeometry.Monitor`
-in a user's loop, and :func:`lossgeometry.optim.certified_sgd` — records through
+in a user's loop, and :func:`lossgeometry.conditions.certified_sgd` — records through
 :class:`Recorder` and draws mini-batches from :class:`BatchSampler`, so their records, their
 divergence error and their batches are the same for the same run.
 
@@ -136,7 +136,7 @@ class BatchSampler:
     ``batch_size=None`` (or ``≥ n``) gives the full data (``None``) at every step.
 
     ``sampling="independent"`` (what the SGD theorems assume, used by
-    :func:`lossgeometry.optim.certified_sgd`): every step draws ``batch_size`` distinct indices
+    :func:`lossgeometry.conditions.certified_sgd`): every step draws ``batch_size`` distinct indices
     uniformly at random, independently of the past (the first ``batch_size`` entries of a fresh
     permutation). ``batch_size = n`` still draws (a permuted full batch), so the generator's
     stream does not depend on ``n``; ``batch_size > n`` is refused.

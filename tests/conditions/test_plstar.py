@@ -12,12 +12,13 @@ from plstar_fixtures import dense_kernel, linear_problem, mlp_problem
 
 import lossgeometry as lg
 from lossgeometry.conditions import (
+    CertifiedGD,
     PLStarCertificate,
     certify_plstar,
     compare_with_certificate,
     pl_ratio_profile,
+    run_certified_gd,
 )
-from lossgeometry.optim import CertifiedGD, run_certified_gd
 
 
 def _xxt_extremes(X: torch.Tensor) -> tuple[float, float]:

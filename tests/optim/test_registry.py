@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 import lossgeometry as lg
-from lossgeometry.conditions import certify_plstar
-from lossgeometry.optim import registry, run_certified_gd
+from lossgeometry.conditions import certify_plstar, run_certified_gd
+from lossgeometry.optim import registry
 from lossgeometry.optim.registry import make_optimizer, optimizer_names, register_optimizer
 
 OWN = ("sps", "decsps", "ngn", "adagrad_norm", "certified_gd")

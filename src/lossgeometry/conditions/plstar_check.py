@@ -22,7 +22,7 @@ class CertificateCheck(Result):
 
     For GD the prediction is the theorem's bound ``L(w0) (1 − η c µ)^t`` at the run's step
     ``η`` (covered by the theorem only for ``η ≤ step_size``); for SGD
-    (:func:`lossgeometry.optim.certified_sgd`) it is the bound on the *expected* loss,
+    (:func:`lossgeometry.conditions.certified_sgd`) it is the bound on the *expected* loss,
     ``L(w0) rate(b)^t``, so a single run may cross it.
     """
 
@@ -125,10 +125,10 @@ def compare_with_certificate(
     Args:
         trajectory: an ``lg.Trajectory`` started at the certificate's ``w0``.
         certificate: the :class:`~lossgeometry.conditions.plstar.PLStarCertificate`.
-        sgd_step: for SGD runs, the ``lg.optim.SGDStep`` the run used (its expected-loss bound
+        sgd_step: for SGD runs, the ``lg.SGDStep`` the run used (its expected-loss bound
             and ``R_δ`` are used); ``None`` for GD.
         lr: GD's step (default: ``trajectory.lr``; runs of ``lg.train`` with an optimizer
-            factory record none, so pass it, or use ``lg.optim.run_certified_gd``).
+            factory record none, so pass it, or use ``lg.run_certified_gd``).
         rtol: relative slack of the loss comparison.
         loss_floor: losses below this are round-off (default
             ``(100 · eps(dtype))² · L(w0)`` relative to the residual, i.e. the loss of a residual

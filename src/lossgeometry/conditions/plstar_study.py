@@ -170,7 +170,7 @@ def plstar_study(
     Raises:
         ValueError: a non-MSE loss, or from :func:`~lossgeometry.certify_plstar`.
     """
-    from lossgeometry.optim.certified_gd import run_certified_gd
+    from lossgeometry.conditions.plstar_gd import run_certified_gd
 
     o = options if options is not None else PLStarOptions()
     cert = certify_plstar(

@@ -13,16 +13,22 @@ An entry is one of two kinds:
   caller has none; a factory that needs it raises), e.g. ``"certified_gd"`` which computes a
   PL* certificate of the Problem at the start point to take its step.
 
+Either may be given as an import path ``"package.module:attribute"``, resolved on first use:
+that is how an optimizer that lives *above* this package registers (``"certified_gd"`` is in
+:mod:`lossgeometry.conditions.plstar_gd`, which needs the PL* certificate, the tangent kernel
+and ``train``, which in turn uses this registry). The registry stays at the bottom of the
+library and imports nothing of what it names, like a plugin table.
+
 Names are lower case. torch's optimizers are registered here; the package's own
 (``"sps"``, ``"decsps"``, ``"ngn"``, ``"adagrad_norm"``, ``"certified_gd"``) are registered
 by :mod:`lossgeometry.optim` (its ``__init__``), which Python runs before this module is
-usable, so they are always present. This module imports no optimizer module, so no import
-cycle runs through it (``certified_gd`` imports ``train``, which imports this module).
+usable, so they are always present.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -46,7 +52,7 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 @dataclasses.dataclass(frozen=True)
 class _Entry:
-    builder: type[torch.optim.Optimizer] | OptimizerFactory
+    spec: type[torch.optim.Optimizer] | OptimizerFactory | str
     defaults: dict[str, Any]
     needs_lr: bool
     takes_lr: bool = True
@@ -55,13 +61,21 @@ class _Entry:
     def is_class(self) -> bool:
         return isinstance(self.builder, type) and issubclass(self.builder, torch.optim.Optimizer)
 
+    @property
+    def builder(self) -> type[torch.optim.Optimizer] | OptimizerFactory:
+        """The class or factory (an import path is imported on first use)."""
+        if not isinstance(self.spec, str):
+            return self.spec
+        module, _, attr = self.spec.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
 
 _NAMED: dict[str, _Entry] = {}
 
 
 def register_optimizer(
     name: str,
-    builder: type[torch.optim.Optimizer] | OptimizerFactory,
+    builder: type[torch.optim.Optimizer] | OptimizerFactory | str,
     defaults: dict[str, Any] | None = None,
     *,
     needs_lr: bool = False,
@@ -69,7 +83,8 @@ def register_optimizer(
 ) -> None:
     """Register ``builder`` under ``name`` (lower case) with keyword ``defaults``.
 
-    ``builder`` is an ``Optimizer`` class or a factory (see the module docstring).
+    ``builder`` is an ``Optimizer`` class or a factory, or the import path of one
+    (``"package.module:attribute"``, see the module docstring).
 
     ``needs_lr=True`` makes a missing ``lr`` an error (torch's SGD has a default ``lr`` that
     means nothing for a given problem). ``takes_lr=False`` marks an optimizer that sets its
@@ -77,9 +92,12 @@ def register_optimizer(
     again replaces its defaults; another builder under a taken name is an error.
     """
     key = name.lower()
-    if key in _NAMED and _NAMED[key].builder is not builder:
+    if key in _NAMED and _NAMED[key].spec is not builder and _NAMED[key].spec != builder:
         raise ValueError(f"an optimizer named {name!r} is already registered")
-    if not callable(builder):
+    if isinstance(builder, str):
+        if ":" not in builder:
+            raise ValueError(f"an optimizer import path is 'module:attribute', got {builder!r}")
+    elif not callable(builder):
         raise TypeError(f"an optimizer builder must be a class or a factory, got {builder!r}")
     _NAMED[key] = _Entry(builder, dict(defaults or {}), needs_lr, takes_lr)
 

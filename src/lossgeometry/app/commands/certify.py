@@ -101,8 +101,8 @@ def certify_command(
     from rich.table import Table
 
     from lossgeometry.app.config import setup
+    from lossgeometry.conditions.plstar_sgd import sgd_step_size
     from lossgeometry.conditions.plstar_study import plstar_study
-    from lossgeometry.optim.sgd_step import sgd_step_size
     from lossgeometry.results import atomic_write_json
 
     cfg = load_cli_config(config, model)

@@ -134,12 +134,18 @@ def _data(
 
 
 def _point(dataset: str, width: int, n: int, c: ManifoldDimensionConfig) -> dict[str, Any]:
-    import lossgeometry as lg
+    from lossgeometry import models
+    from lossgeometry.manifold import (
+        find_interpolant,
+        solution_manifold,
+        walk_manifold,
+    )
+    from lossgeometry.problem import Problem
 
     seed = c.seed
     X, Y = _data(dataset, n, c, seed)
-    model = lg.models.mlp(X.shape[1], width, 1, Y.shape[1], activation="tanh", seed=seed)
-    problem = lg.Problem(model.double(), X, Y)
+    model = models.mlp(X.shape[1], width, 1, Y.shape[1], activation="tanh", seed=seed)
+    problem = Problem(model.double(), X, Y)
     nk = problem.n * problem.k
     row: dict[str, Any] = {
         "dataset": dataset,
@@ -151,7 +157,7 @@ def _point(dataset: str, width: int, n: int, c: ManifoldDimensionConfig) -> dict
         "expected_dimension": problem.p - nk,
     }
     t0 = time.perf_counter()
-    sol = lg.find_interpolant(problem, tol=c.tol, max_iter=c.max_iter, progress=False)
+    sol = find_interpolant(problem, tol=c.tol, max_iter=c.max_iter, progress=False)
     row.update(
         interpolated=sol.success,
         residual_norm=sol.residual_norm,
@@ -160,7 +166,7 @@ def _point(dataset: str, width: int, n: int, c: ManifoldDimensionConfig) -> dict
     )
     if sol.success:
         hess = "dense" if problem.p <= c.hessian_max_p else "auto"
-        rep = lg.solution_manifold(problem, sol.w, hessian=hess)
+        rep = solution_manifold(problem, sol.w, hessian=hess)
         row.update(
             rank=rep.rank.rank,
             rank_gap=rep.rank.gap,
@@ -174,7 +180,7 @@ def _point(dataset: str, width: int, n: int, c: ManifoldDimensionConfig) -> dict
         dim = rep.dimension
         if 0 < dim <= c.pca_max_dim:
             h = c.pca_step * max(1.0, float(sol.w.norm()))
-            walk = lg.walk_manifold(problem, sol.w, 2 * dim + 10, h, seed=seed, pca=True)
+            walk = walk_manifold(problem, sol.w, 2 * dim + 10, h, seed=seed, pca=True)
             row.update(
                 pca_dimension=walk.local_dimension,
                 walk_max_loss=float(walk.loss.max()),
@@ -187,20 +193,24 @@ def _point(dataset: str, width: int, n: int, c: ManifoldDimensionConfig) -> dict
 def _degenerate_point(
     depth: int, width: int, layers: list[int], c: ManifoldDimensionConfig
 ) -> dict[str, Any]:
-    import lossgeometry as lg
+    from lossgeometry import models
+    from lossgeometry.manifold import (
+        hessian_nullity,
+    )
     from lossgeometry.manifold.degenerate import predict_zero_layer_nullity, zero_layers
+    from lossgeometry.problem import Problem
 
     seed = c.seed
     n = c.degenerate.n
     X, Y = _data("digits", n, c, seed)
-    model = lg.models.mlp(
+    model = models.mlp(
         X.shape[1], width, depth, Y.shape[1], activation="tanh", bias=False, seed=seed
     )
-    problem = lg.Problem(model.double(), X, Y)
+    problem = Problem(model.double(), X, Y)
     t0 = time.perf_counter()
     w = zero_layers(problem, problem.params(), layers)
     pred = predict_zero_layer_nullity(problem, w, layers)
-    hn = lg.hessian_nullity(
+    hn = hessian_nullity(
         problem,
         w,
         method="dense" if problem.p <= c.hessian_max_p else "randomized",

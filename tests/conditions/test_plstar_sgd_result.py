@@ -11,8 +11,7 @@ import torch
 from torch import nn
 
 import lossgeometry as lg
-from lossgeometry.conditions import certify_plstar
-from lossgeometry.optim import SGDStep, sgd_step_size
+from lossgeometry.conditions import SGDStep, certify_plstar, sgd_step_size
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

@@ -10,10 +10,11 @@ import torch
 from torch import nn
 
 import lossgeometry as lg
-from lossgeometry.conditions import certify_plstar, compare_with_certificate
-from lossgeometry.optim import (
+from lossgeometry.conditions import (
     CertifiedGD,
     certified_sgd,
+    certify_plstar,
+    compare_with_certificate,
     per_sample_kernel_max,
     run_certified_gd,
     sgd_step_size,

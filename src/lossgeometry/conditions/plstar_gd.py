@@ -9,7 +9,7 @@ travel, warning once if they leave the certified ball (which would mean the samp
 were wrong).
 
 >>> cert = lg.certify_plstar(problem)                                       # doctest: +SKIP
->>> run = lg.optim.run_certified_gd(problem, cert, steps=200)              # doctest: +SKIP
+>>> run = lg.run_certified_gd(problem, cert, steps=200)              # doctest: +SKIP
 >>> lg.compare_with_certificate(run, cert).loss_holds                       # doctest: +SKIP
 
 By name, ``lg.train(problem, "certified_gd", steps)`` certifies the Problem at the start point
