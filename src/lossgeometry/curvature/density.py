@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._plotting import new_or_given
 from lossgeometry.linalg.slq import default_grid, gaussian_density, slq_nodes
 from lossgeometry.operators.hessian import Of, hessian_operator
 from lossgeometry.problem import Problem
@@ -75,12 +76,29 @@ class HessianDensity(Result):
         """``tr(H) ≈ p · Σ τ θ`` (the SLQ trace estimate)."""
         return self.p * self.moment(1)
 
-    def plot(self, ax: Any = None, log: bool = True, label: str | None = None, **kw: Any) -> Any:
-        """Plot the density (log scale by default, as is customary for Hessians)."""
-        import matplotlib.pyplot as plt
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: the spectrum's support, the SLQ trace, the settings and cost."""
+        nodes = np.asarray(self.nodes, dtype=float)
+        return {
+            "support_min": float(nodes.min()),
+            "support_max": float(nodes.max()),
+            "trace_estimate": self.trace_estimate,
+            "sigma": self.sigma,
+            "probes": self.probes,
+            "steps": self.steps,
+            "matvecs": self.matvecs,
+            "of": self.of,
+            "p": self.p,
+            "reduction": self.reduction,
+        }
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 3.5))
+    def plot(self, ax: Any = None, *, log: bool = True, label: str | None = None, **kw: Any) -> Any:
+        """Plot the density (log scale by default, as is customary for Hessians).
+
+        On a log scale the density is floored at ``1e-12 · max`` (it is ``≈ 0`` far from the
+        nodes). ``kw`` goes to ``ax.plot``. Returns the Axes.
+        """
+        ax = new_or_given(ax, (6, 3.5))
         d = np.asarray(self.density)
         if log:
             floor = max(d.max() * 1e-12, 1e-300)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from lossgeometry._plotting import new_or_given
 from lossgeometry.linalg.arpack import eigsh_end
 from lossgeometry.linalg.dense import DENSE_MAX_ORDER, symmetric_dense
 from lossgeometry.linalg.lanczos import Criterion, lanczos_extremes
@@ -95,12 +96,28 @@ class HessianSpectrum(Result):
         """Residual norms of the ``bottom`` pairs."""
         return np.asarray(self.residuals)[len(self.top) :]
 
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: both ends, convergence, the largest residual and the cost."""
+        res = np.asarray(self.residuals, dtype=float)
+        return {
+            "lambda_max": self.lambda_max,
+            "lambda_min": self.lambda_min,
+            "top": len(self.top),
+            "bottom": len(self.bottom),
+            "converged": self.converged,
+            "max_residual": float(res.max()) if res.size else math.nan,
+            "matvecs": self.matvecs,
+            "method": self.method,
+            "criterion": self.criterion,
+            "tol": self.tol,
+            "of": self.of,
+            "p": self.p,
+            "reduction": self.reduction,
+        }
+
     def plot(self, ax: Any = None) -> Any:
         """Plot the computed eigenvalues on a line (top blue, bottom red); return the Axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 2.2))
+        ax = new_or_given(ax, (6, 2.2))
         ax.axvline(0.0, color="0.6", lw=0.8)
         ax.plot(self.top, np.zeros(len(self.top)), "|", ms=30, color="C0", label="top")
         ax.plot(self.bottom, np.zeros(len(self.bottom)), "|", ms=30, color="C3", label="bottom")

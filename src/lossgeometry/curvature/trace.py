@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -42,6 +42,16 @@ class HessianTrace(TraceEstimate):
     def mean_curvature(self) -> float:
         """``tr(H)/p``: the average eigenvalue."""
         return self.estimate / self.p
+
+    def summary(self) -> dict[str, Any]:
+        """The estimate's scalars (:meth:`TraceEstimate.summary`), the mean curvature, ``p``."""
+        return {
+            **super().summary(),
+            "mean_curvature": self.mean_curvature,
+            "of": self.of,
+            "p": self.p,
+            "reduction": self.reduction,
+        }
 
 
 def hessian_trace(

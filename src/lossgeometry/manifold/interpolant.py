@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse.linalg as sla
 import torch
 
+from lossgeometry._plotting import new_or_given
 from lossgeometry._progress import progress_bar
 from lossgeometry.linalg.power import power_iteration
 from lossgeometry.manifold._linalg import (
@@ -97,12 +98,27 @@ class Interpolant(Result):
     def __bool__(self) -> bool:
         return bool(self.success)
 
-    def plot(self, ax: Any = None) -> Any:
-        """The residual norm per iteration (log scale) with the tolerance."""
-        import matplotlib.pyplot as plt
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: success, the residual reached, the iterations, the cost."""
+        return {
+            "success": self.success,
+            "residual_norm": self.residual_norm,
+            "loss": self.loss,
+            "grad_norm": self.grad_norm,
+            "relative_grad": self.relative_grad,
+            "iterations": self.iterations,
+            "tol": self.tol,
+            "method": self.method,
+            "jacobian": self.jacobian,
+            "p": self.p,
+            "nk": self.n * self.k,
+            "wall_time": self.wall_time,
+            "reason": self.reason,
+        }
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3.5))
+    def plot(self, ax: Any = None) -> Any:
+        """The residual norm per iteration (log scale) with the tolerance; returns the Axes."""
+        ax = new_or_given(ax, (5, 3.5))
         h = np.maximum(np.asarray(self.history, dtype=float), 1e-300)
         ax.semilogy(np.arange(len(h)), h, "o-", ms=3)
         ax.axhline(self.tol, color="C3", ls="--", label=f"tol {self.tol:g}")
