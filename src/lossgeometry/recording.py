@@ -132,7 +132,7 @@ class Trajectory(Result):
             "distance_final": float(self.distance[-1]),
             "pl_ratio_min": float(finite.min()) if finite.size else float("nan"),
             "rate": (LT / L0) ** (1.0 / T) if L0 > 0 and LT > 0 else float("nan"),
-            "records": int(len(self.steps)),
+            "records": len(self.steps),
             "num_steps": self.num_steps,
             "optimizer": self.optimizer,
             "lr": self.lr,

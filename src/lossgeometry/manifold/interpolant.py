@@ -99,7 +99,10 @@ class Interpolant(Result):
         return bool(self.success)
 
     def summary(self) -> dict[str, Any]:
-        """Headline scalars: success, the residual reached, the iterations, the cost."""
+        """Headline scalars: success, the residual reached, the iterations, the cost.
+
+        (The ``reason`` of a failure is a sentence, not a table entry: read it on the result.)
+        """
         return {
             "success": self.success,
             "residual_norm": self.residual_norm,
@@ -113,7 +116,6 @@ class Interpolant(Result):
             "p": self.p,
             "nk": self.n * self.k,
             "wall_time": self.wall_time,
-            "reason": self.reason,
         }
 
     def plot(self, ax: Any = None) -> Any:
