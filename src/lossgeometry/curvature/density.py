@@ -131,9 +131,22 @@ def hessian_density(
 ) -> HessianDensity:
     """Spectral density of ``∇²L(w)`` (normalized like ``problem.loss``) by SLQ.
 
-    Example:
-        >>> dens = lg.hessian_density(problem, w, probes=8, steps=80)     # doctest: +SKIP
-        >>> dens.plot()                                                   # doctest: +SKIP
+    Example (the density integrates to one; its first moment is the trace over ``p``):
+        >>> import torch
+        >>> import lossgeometry as lg
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(8, 3, generator=g, dtype=torch.float64)
+        >>> Y = torch.randn(8, 2, generator=g, dtype=torch.float64)
+        >>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 2, seed=0).double(), X, Y)   # p = 50
+        >>> dens = lg.hessian_density(problem, probes=4, steps=20)
+        >>> import numpy as np
+        >>> round(float(np.trapezoid(dens.density, dens.grid)), 6), dens.matvecs
+        (1.0, 80)
+        >>> ax = dens.plot()                                      # log scale; returns the Axes
+        >>> ax.get_yscale(), bool((ax.lines[0].get_xdata() == dens.grid).all())
+        ('log', True)
+        >>> import matplotlib.pyplot as plt
+        >>> plt.close(ax.figure)
 
     Args:
         problem: the Problem.

@@ -179,9 +179,21 @@ def model_hessian_norm(
     lower bound of the supremum, attained at the returned ``u`` (and some ``v``); see the
     module docstring for the method and why it cannot decrease.
 
-    Example:
-        >>> lg.model_hessian_norm(problem, w).norm              # doctest: +SKIP
-        >>> lg.model_hessian_norm(problem, w, inputs=X[0])      # per-sample  # doctest: +SKIP
+    Example (all outputs; one input; a linear model, whose model Hessian vanishes):
+        >>> import torch
+        >>> import lossgeometry as lg
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(8, 3, generator=g, dtype=torch.float64)
+        >>> Y = torch.randn(8, 2, generator=g, dtype=torch.float64)
+        >>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 2, seed=0).double(), X, Y)   # p = 50
+        >>> m = lg.model_hessian_norm(problem)
+        >>> m.converged, m.norm > 0, len(m.restart_values)
+        (True, True, 2)
+        >>> one = lg.model_hessian_norm(problem, inputs=X[0])    # ‖∇²f(w; x_0)‖ over k outputs
+        >>> one.per_sample, one.n_inputs
+        (True, 1)
+        >>> lg.model_hessian_norm(lg.Problem(torch.nn.Linear(3, 2).double(), X, Y)).norm
+        0.0
 
     Args:
         problem: the Problem.

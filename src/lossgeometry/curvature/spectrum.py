@@ -151,9 +151,19 @@ def hessian_spectrum(
     The Hessian is that of ``problem.loss`` under the Problem's reduction (see
     :func:`lossgeometry.hessian_operator`).
 
-    Example:
-        >>> spec = lg.hessian_spectrum(problem, w, top=5, bottom=5)       # doctest: +SKIP
-        >>> spec.lambda_max, spec.lambda_min, spec.matvecs                # doctest: +SKIP
+    Example (against the dense eigenvalues; indefinite away from a minimum):
+        >>> import torch
+        >>> import lossgeometry as lg
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(8, 3, generator=g, dtype=torch.float64)
+        >>> Y = torch.randn(8, 2, generator=g, dtype=torch.float64)
+        >>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 2, seed=0).double(), X, Y)   # p = 50
+        >>> spec = lg.hessian_spectrum(problem, top=3, bottom=2, method="lanczos", tol=1e-10)
+        >>> ev = torch.linalg.eigvalsh(lg.hessian_operator(problem).to_dense())
+        >>> abs(spec.lambda_max - float(ev[-1])) < 1e-9, abs(spec.lambda_min - float(ev[0])) < 1e-9
+        (True, True)
+        >>> spec.converged, spec.lambda_min < 0 < spec.lambda_max, spec.matvecs < problem.p
+        (True, True, True)
 
     Args:
         problem: the Problem.

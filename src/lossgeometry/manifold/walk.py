@@ -26,7 +26,7 @@ from lossgeometry._plotting import panels, renamed_axes
 from lossgeometry._progress import progress_bar
 from lossgeometry.linalg.rank import Rank, numerical_rank
 from lossgeometry.manifold._linalg import as_float64, flat_w, require_mse, residual_vector
-from lossgeometry.manifold.interpolant import levenberg_marquardt
+from lossgeometry.manifold.gauss_newton import levenberg_marquardt
 from lossgeometry.manifold.tangent import TangentSpace
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
