@@ -18,16 +18,9 @@ import pytest
 import lossgeometry
 
 SKIP_ALLOWED = (
-    "lossgeometry.operators",
-    "lossgeometry.linalg",
-    "lossgeometry.curvature",
-    "lossgeometry.manifold",
-    "lossgeometry.kernel",
-    "lossgeometry.app",
+    "lossgeometry.app.sweep",
     "lossgeometry.conditions",
     "lossgeometry.optim",
-    "lossgeometry.train",
-    "lossgeometry.monitor",
 )
 """Packages/modules whose docstring examples may still be ``+SKIP`` (to be converted)."""
 

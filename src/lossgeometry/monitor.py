@@ -1,10 +1,21 @@
 """A callback for your own training loop: record the theory's quantities as you train.
 
->>> mon = lg.Monitor(problem, every=10)              # doctest: +SKIP
->>> for step, (x, y) in enumerate(loader):           # doctest: +SKIP
+>>> import torch
+>>> import lossgeometry as lg
+>>> g = torch.Generator().manual_seed(0)
+>>> X, Y = torch.randn(16, 3, generator=g), torch.randn(16, 2, generator=g)
+>>> model = lg.models.mlp(3, 8, 1, 2, seed=0)
+>>> loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, Y), batch_size=4)
+>>> opt, loss_fn = torch.optim.SGD(model.parameters(), lr=0.1), torch.nn.MSELoss()
+>>> mon = lg.Monitor(lg.Problem(model, X, Y), every=2)
+>>> _ = mon.step(0)                                   # the start point
+>>> for step, (x, y) in enumerate(loader, start=1):
 ...     loss = loss_fn(model(x), y); loss.backward(); opt.step(); opt.zero_grad()
-...     mon.step(step)                                # reads the model's current parameters
->>> mon.trajectory().plot()                          # doctest: +SKIP
+...     _ = mon.step(step)                            # reads the model's current parameters
+>>> run = mon.trajectory(optimizer="sgd", lr=0.1)
+>>> run.steps.tolist(), bool(run.loss[-1] < run.loss[0])
+([0, 2, 4], True)
+>>> ax = run.plot(quantity="pl_ratio")               # the Axes of a new figure
 
 Every ``every`` steps the monitor evaluates, on the Problem's full data and at the model's
 current parameters: the loss ``L(w_t)``, ``‖∇L(w_t)‖``, ``‖w_t − w_0‖`` and the PL ratio

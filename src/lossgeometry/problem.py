@@ -28,6 +28,12 @@ Loss normalizations (``reduction``):
 
 Gradients, JVPs, VJPs and Hessian-vector products are built on :mod:`torch.func`.
 
+The class is assembled from parts split by job: construction and its checks
+(:mod:`lossgeometry._problem_setup`), the data sources (:mod:`lossgeometry._problem_data`),
+the developer API that measurements build on (:mod:`lossgeometry._problem_api`: parameters of
+a flat ``w``, the forward on a chunk, chunks, checks) and the functional views
+(:mod:`lossgeometry._problem_views`); the precision rule is :mod:`lossgeometry._precision`.
+
 Precision. Measurements run in :attr:`Problem.dtype`, never below float32: a float16 or
 bfloat16 model is measured in float32 (its parameters, buffers and the data are cast to
 float32 for every evaluation; the model itself is not changed; a :class:`PrecisionWarning`
@@ -71,25 +77,13 @@ True
 from __future__ import annotations
 
 import copy
-import functools
-import math
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp, vjp
 
-from lossgeometry._checks import (
-    check_class_indices,
-    check_finite,
-    check_modes,
-    check_same_outputs,
-    mode_modules,
-    preserved_rng,
-)
+from lossgeometry._checks import check_finite
 from lossgeometry._precision import (
     HALF_DTYPES,
     PrecisionWarning,
@@ -97,37 +91,34 @@ from lossgeometry._precision import (
     full_precision,
     measurement_dtype,
 )
+from lossgeometry._problem_api import DeveloperAPI
 from lossgeometry._problem_data import _cast, _LoaderSource, _TensorSource, dict_inputs_error
+from lossgeometry._problem_setup import (
+    DEFAULT_CHUNK_SIZE,
+    LossFn,
+    LossName,
+    ParamSpec,
+    ProblemSetup,
+    Reduction,
+)
+from lossgeometry._problem_views import FunctionalViews
 
-LossName = Literal["mse", "cross_entropy"]
-Reduction = Literal["sum", "mean"]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-DEFAULT_CHUNK_SIZE = 1024
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """Where one parameter tensor sits in the flat vector: ``w[offset : offset + numel]``."""
-
-    name: str
-    shape: torch.Size
-    numel: int
-    offset: int
-
-
-def _measurement(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a Problem view with autocast off (see :func:`full_precision`)."""
-
-    @functools.wraps(method)
-    def view(self: Problem, *args: Any, **kwargs: Any) -> Any:
-        with full_precision(self.device):
-            return method(self, *args, **kwargs)
-
-    return view
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "HALF_DTYPES",
+    "LossFn",
+    "LossName",
+    "ParamSpec",
+    "PrecisionWarning",
+    "Problem",
+    "Reduction",
+    "autocast_active",
+    "full_precision",
+    "measurement_dtype",
+]
 
 
-class Problem:
+class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
     """A model, its data and a loss, as functions of a flat parameter vector ``w ∈ R^p``.
 
     Args:
@@ -269,175 +260,6 @@ class Problem:
         self._finish_setup()
         return self
 
-    def _setup(
-        self,
-        model: nn.Module,
-        loss: LossName | LossFn,
-        reduction: Reduction | None,
-        params: Sequence[str] | Callable[[str, torch.Tensor], bool] | None,
-        chunk_size: int | None,
-        allow_batchnorm: bool,
-        allow_dropout: bool,
-    ) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.model = model
-        self.allow_batchnorm, self.allow_dropout = allow_batchnorm, allow_dropout
-        self._track_modes()
-        check_modes(self._norms, self._random, allow_batchnorm, allow_dropout)
-        if callable(loss) and not isinstance(loss, str):
-            self.loss_name = getattr(loss, "__name__", "custom")
-            self._custom_loss: LossFn | None = loss
-        elif loss in ("mse", "cross_entropy"):
-            self.loss_name, self._custom_loss = loss, None
-        else:
-            raise ValueError(
-                f"unknown loss {loss!r}: use 'mse', 'cross_entropy' or a callable "
-                "(outputs, targets) -> per-sample losses of shape (batch,)"
-            )
-        if reduction is None:
-            reduction = "sum" if self.loss_name == "mse" else "mean"
-        if reduction not in ("sum", "mean"):
-            raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
-        self.reduction: Reduction = reduction
-        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-        self._chunk_size_arg = chunk_size
-
-        named = dict(model.named_parameters())
-        if not named:
-            raise ValueError("the model has no parameters: there is nothing to measure")
-        if params is None:
-            names = [n for n, t in named.items() if t.requires_grad]
-        elif callable(params):
-            names = [n for n, t in named.items() if params(n, t)]
-        else:
-            if isinstance(params, str):
-                raise TypeError(
-                    f"params must be a list of parameter names, got the string {params!r}: "
-                    f"write params=[{params!r}]"
-                )
-            params = list(params)
-            repeated = sorted({n for n in params if params.count(n) > 1})
-            if repeated:
-                raise ValueError(
-                    f"params names {repeated} more than once: each parameter counts once in w; "
-                    "list each name once"
-                )
-            unknown = [n for n in params if n not in named]
-            if unknown:
-                raise ValueError(
-                    f"unknown parameter names {unknown}; the model has {list(named)[:10]}"
-                    + (" ..." if len(named) > 10 else "")
-                )
-            names = list(params)
-        if not names:
-            raise ValueError(
-                "no parameter selected: all parameters are frozen (requires_grad=False) or the "
-                "params selection matched nothing"
-            )
-        first = named[names[0]]
-        self.device: torch.device = first.device
-        self._set_dtype(first.dtype)
-        specs, offset = [], 0
-        for n in names:
-            t = named[n]
-            if t.dtype != first.dtype or t.device != self.device:
-                raise ValueError(
-                    f"parameter {n!r} has dtype/device {t.dtype}/{t.device} but {names[0]!r} has "
-                    f"{first.dtype}/{self.device}: convert the model with model.to(...) first"
-                )
-            specs.append(ParamSpec(n, t.shape, t.numel(), offset))
-            offset += t.numel()
-        self._param_specs: tuple[ParamSpec, ...] = tuple(specs)
-        self.p: int = offset
-        self._fixed = {n: t.detach() for n, t in named.items() if n not in set(names)}
-
-    def _track_modes(self) -> None:
-        """The model's mode-dependent modules and the buffers train-mode norms would update."""
-        self._norms, self._random = mode_modules(self.model)
-        self._norm_buffers = [
-            (mod, [f"{name}.{b}" if name else b for b, _ in mod.named_buffers(recurse=False)])
-            for name, mod in self._norms
-        ]
-
-    def _set_dtype(self, model_dtype: torch.dtype) -> None:
-        """Measure in ``model_dtype``, or in float32 (with a warning) for half precision."""
-        self.dtype: torch.dtype = measurement_dtype(model_dtype)
-        self._upcast = self.dtype != model_dtype
-        if self._upcast:
-            warnings.warn(
-                f"the model's parameters are {model_dtype}: lossgeometry measures it in "
-                f"{self.dtype} (parameters, buffers and data are cast for every evaluation; the "
-                "model is not changed), since half-precision rounding exceeds the small "
-                "eigenvalues measured. Call model.float() to silence this warning",
-                PrecisionWarning,
-                stacklevel=4,
-            )
-
-    def _finish_setup(self) -> None:
-        self.n: int = len(self._source)
-        self.chunk_size: int = self._chunk_size_arg or min(self.n, DEFAULT_CHUNK_SIZE)
-        idx = torch.arange(min(self.n, 2))
-        x, y = self._source.get(idx)
-        pdict = self.param_dict(self.params())
-        # the probes must not shift the user's random stream (a random model draws here)
-        with torch.no_grad(), preserved_rng(), full_precision(self.device):
-            out = self.forward_with(pdict, x)
-            if not torch.is_tensor(out):
-                raise TypeError(
-                    f"the model returned {type(out).__name__}; lossgeometry needs a tensor of "
-                    "outputs (wrap the model so that forward returns one tensor)"
-                )
-            if not self.allow_dropout:
-                check_same_outputs(out, self.forward_with(pdict, x))
-        if out.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"the model maps a batch of {x.shape[0]} inputs to outputs of shape "
-                f"{tuple(out.shape)}: the first output dimension must be the batch dimension"
-            )
-        if out.dtype in HALF_DTYPES and self.dtype not in HALF_DTYPES:
-            raise ValueError(
-                f"the model returns {out.dtype} outputs from {self.dtype} parameters and inputs "
-                "(it casts inside forward): lossgeometry measures in float32 or float64; "
-                "remove the cast to half precision"
-            )
-        self.output_shape: tuple[int, ...] = tuple(out.shape[1:])
-        self.k: int = math.prod(self.output_shape)
-        self._check_targets(out, y)
-
-    def _check_targets(self, out: torch.Tensor, y: torch.Tensor) -> None:
-        if self.loss_name == "mse" and self._custom_loss is None:
-            if not y.is_floating_point():
-                raise ValueError(
-                    "loss='mse' needs float targets; got integer targets (class labels?): "
-                    "one-hot encode them (lg.data.load(..., one_hot=True)) or use "
-                    "loss='cross_entropy'"
-                )
-            if y[0].numel() != self.k:
-                raise ValueError(
-                    f"the model outputs {self.k} numbers per sample but each target has "
-                    f"{y[0].numel()}: for loss='mse' they must match"
-                )
-        elif self.loss_name == "cross_entropy" and self._custom_loss is None:
-            if y.is_floating_point():
-                raise ValueError(
-                    "loss='cross_entropy' needs integer class indices as targets, got floats "
-                    "(one-hot?); pass Y.argmax(-1) or use loss='mse'"
-                )
-            if tuple(y.shape[1:]) != self.output_shape[:-1]:
-                raise ValueError(
-                    f"cross_entropy: outputs per sample have shape {self.output_shape} (classes "
-                    f"last), so targets per sample must have shape {self.output_shape[:-1]}, "
-                    f"got {tuple(y.shape[1:])}"
-                )
-            C = self.output_shape[-1]
-            if isinstance(self._source, _TensorSource):
-                check_class_indices(self._source.Y, C)
-            else:  # the probe now, then each batch as it is read
-                check_class_indices(y, C, f"the samples {list(range(y.shape[0]))} of the dataset")
-                self._source.classes = C
-
     # ------------------------------------------------------------------ properties
     @property
     def param_names(self) -> list[str]:
@@ -509,313 +331,6 @@ class Problem:
         with torch.no_grad():
             for s in self._param_specs:
                 named[s.name].copy_(w[s.offset : s.offset + s.numel].view(s.shape))
-
-    # ------------------------------------------------------------------ developer API
-    # What measurements build on: parameters of a flat w, the forward on a chunk, the data
-    # by chunks or by index, and the checks every entry point makes. Documented in
-    # docs/design.md ("The Problem's developer API"); nothing outside this module uses an
-    # underscore member.
-    @property
-    def param_specs(self) -> tuple[ParamSpec, ...]:
-        """The counted parameters in flat order: name, shape, size and offset in ``w``."""
-        return self._param_specs
-
-    @property
-    def custom_loss(self) -> Any:
-        """The user's per-sample loss callable, or ``None`` for a named loss."""
-        return self._custom_loss
-
-    def batch(
-        self, indices: torch.Tensor | Sequence[int] | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets ``(x, y)`` of the given samples (all samples if ``None``).
-
-        On the Problem's device and dtype; a loader-backed Problem reads them from its
-        dataset (for all samples, every batch of the loader).
-        """
-        if indices is None:
-            if isinstance(self._source, _TensorSource):
-                return self._source.X, self._source.Y
-            xs, ys = zip(*((x, y) for _, x, y in self._source.chunks(self.chunk_size)), strict=True)
-            return torch.cat(xs), torch.cat(ys)
-        return self._source.get(self.check_indices(indices))
-
-    def param_dict(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The named parameter tensors of a flat ``w``: views, differentiable in ``w``."""
-        # one split, not one slice per tensor: the backward of split is a single concatenation,
-        # while each slice's backward fills a p-sized zero tensor (p-sized work per tensor and
-        # per product, visible in Hessian-vector products of models with many tensors)
-        sizes = [s.numel for s in self._param_specs]
-        if sum(sizes) != w.shape[-1]:
-            raise ValueError(f"w has {w.shape[-1]} entries, the model {sum(sizes)} parameters")
-        pieces = torch.split(w, sizes)
-        return {s.name: t.view(s.shape) for s, t in zip(self._param_specs, pieces, strict=True)}
-
-    def check_w(self, w: torch.Tensor | None) -> torch.Tensor:
-        """A flat point ``w`` checked for shape ``(p,)``, on the Problem's device and dtype.
-
-        ``None`` means the model's current parameters; anything else raises a clear error.
-        """
-        if w is None:
-            return self.params()
-        if not isinstance(w, torch.Tensor):
-            raise TypeError(f"w must be a torch.Tensor of shape ({self.p},), got {type(w)}")
-        if w.shape != (self.p,):
-            raise ValueError(
-                f"w must have shape ({self.p},) (the flat parameters), got {tuple(w.shape)}"
-            )
-        if w.dtype != self.dtype or w.device != self.device:
-            w = w.to(device=self.device, dtype=self.dtype)
-        return w
-
-    def check_v(self, v: torch.Tensor, name: str = "v") -> torch.Tensor:
-        """A direction ``(p,)`` or block of directions ``(p, m)`` on the Problem's device/dtype."""
-        if v.shape[0] != self.p:
-            raise ValueError(
-                f"{name} must have shape ({self.p},) or ({self.p}, m), got {tuple(v.shape)}"
-            )
-        return v.to(device=self.device, dtype=self.dtype)
-
-    # ------------------------------------------------------------------ functional core
-    def forward_with(self, pdict: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """The model's raw output on a chunk ``x``, counted parameters from ``pdict``.
-
-        Frozen parameters and buffers come from the model; the result is pure in ``pdict``.
-        Checks the modes (train-mode BatchNorm, active dropout) as the constructor does;
-        train-mode normalization layers run on batch statistics with their running statistics
-        left untouched. Runs in :attr:`dtype`; refuses to run under an active autocast (wrap
-        the measurement in :func:`full_precision`, as the views do).
-        """
-        if autocast_active(self.device):
-            raise RuntimeError(
-                "torch.autocast is active: a measurement in half precision would be silently "
-                "wrong, so lossgeometry measures in full precision. The Problem's own views and "
-                "lg.Monitor switch autocast off; call other measurements outside the autocast "
-                "region (or inside lossgeometry.problem.full_precision(problem.device))"
-            )
-        check_modes(self._norms, self._random, self.allow_batchnorm, self.allow_dropout)
-        state = {**self._fixed, **dict(self.model.named_buffers())}
-        if self._upcast:
-            state = {n: _cast(t, None, self.dtype) for n, t in state.items()}
-        for mod, names in self._norm_buffers:
-            if mod.training:  # batch statistics: no running statistics to read or update
-                state.update(dict.fromkeys(names))
-        return functional_call(self.model, {**state, **pdict}, (x,))
-
-    def forward(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Model outputs at flat parameters ``w`` on a batch ``x``, flattened to ``(b, k)``.
-
-        Pure in ``w`` (safe under ``torch.func`` transforms), so kernels and Jacobians are
-        built from it. ``x`` may also be a single unbatched sample inside ``vmap``.
-        """
-        out = self.forward_with(self.param_dict(w), x)
-        return out.reshape(out.shape[0], -1)
-
-    def _forward_swapped(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return self.forward(w, x)
-
-    def per_sample_loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-sample losses ``ℓ_i`` (shape ``(b,)``) from flattened outputs ``(b, k)``.
-
-        ``ℓ_i = ½‖f_i − y_i‖²`` (MSE, ``"sum"``), ``‖f_i − y_i‖²/k`` (MSE, ``"mean"``),
-        ``−log softmax(f_i)[y_i]`` (cross-entropy; averaged over extra target positions).
-        """
-        b = out.shape[0]
-        if self._custom_loss is not None:
-            losses = self._custom_loss(out.reshape(b, *self.output_shape), y)
-            if losses.shape != (b,):
-                raise ValueError(
-                    f"the custom loss must return per-sample losses of shape ({b},), got "
-                    f"{tuple(losses.shape)}; do not reduce over the batch"
-                )
-            return losses
-        if self.loss_name == "mse":
-            sq = (out - y.reshape(b, -1)).pow(2).sum(dim=1)
-            return 0.5 * sq if self.reduction == "sum" else sq / self.k
-        C = self.output_shape[-1]
-        logits = out.reshape(-1, C)
-        ce = torch.nn.functional.cross_entropy(logits, y.reshape(-1), reduction="none")
-        return ce.reshape(b, -1).mean(dim=1)
-
-    def reduce_sum(self, total: torch.Tensor, count: int) -> torch.Tensor:
-        """Turn a sum of ``ℓ_i`` over ``count`` samples into an unbiased estimate of ``L``."""
-        if self.reduction == "mean":
-            return total / count
-        return total if count == self.n else total * (self.n / count)
-
-    def iter_chunks(
-        self, indices: torch.Tensor | Sequence[int] | None = None, chunk_size: int | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield ``(indices, x, y)`` chunks covering the data (or the given sample indices)."""
-        cs = chunk_size or self.chunk_size
-        if indices is None:
-            yield from self._source.chunks(cs)
-            return
-        idx = self.check_indices(indices)
-        for s in range(0, idx.numel(), cs):
-            sub = idx[s : s + cs]
-            x, y = self._source.get(sub)
-            yield sub, x, y
-
-    def check_indices(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
-        """Sample indices as a long tensor, checked to lie in ``[0, n)`` and to be non-empty."""
-        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
-        if idx.numel() == 0:
-            raise ValueError("indices is empty: pass at least one sample index")
-        if int(idx.min()) < 0 or int(idx.max()) >= self.n:
-            raise ValueError(f"sample indices must lie in [0, {self.n - 1}]")
-        return idx.cpu() if isinstance(self._source, _LoaderSource) else idx.to(self.device)
-
-    def sample_count(self, indices: torch.Tensor | Sequence[int] | None) -> int:
-        """How many samples ``indices`` select (``n`` for ``None``)."""
-        return self.n if indices is None else len(torch.as_tensor(indices).reshape(-1))
-
-    # ------------------------------------------------------------------ views
-    @_measurement
-    @torch.no_grad()
-    def F(
-        self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
-    ) -> torch.Tensor:
-        """Model outputs ``F(w)``, shape ``(n, k)`` (or ``(len(indices), k)``)."""
-        w = self.check_w(w)
-        return torch.cat([self.forward(w, x) for _, x, _ in self.iter_chunks(indices)])
-
-    @_measurement
-    @torch.no_grad()
-    def targets(self, indices: Sequence[int] | None = None) -> torch.Tensor:
-        """The targets, flattened to ``(n, k)`` for MSE (as stored otherwise)."""
-        ys = [y for _, _, y in self.iter_chunks(indices)]
-        Y = torch.cat(ys)
-        return Y.reshape(Y.shape[0], -1) if self.is_mse else Y
-
-    @_measurement
-    @torch.no_grad()
-    def residual(
-        self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
-    ) -> torch.Tensor:
-        """``r(w) = F(w) − Y``, shape ``(n, k)``; MSE only. ``L = loss_scale · ½‖r‖²``."""
-        if not self.is_mse:
-            raise ValueError("residual() is defined for loss='mse' only")
-        w = self.check_w(w)
-        return torch.cat(
-            [
-                self.forward(w, x) - y.reshape(y.shape[0], -1)
-                for _, x, y in self.iter_chunks(indices)
-            ]
-        )
-
-    @_measurement
-    @torch.no_grad()
-    def per_sample_losses(
-        self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
-    ) -> torch.Tensor:
-        """Per-sample losses ``ℓ_i(w)``, shape ``(n,)``; see :meth:`per_sample_loss_fn`."""
-        w = self.check_w(w)
-        return torch.cat(
-            [
-                self.per_sample_loss_fn(self.forward(w, x), y)
-                for _, x, y in self.iter_chunks(indices)
-            ]
-        )
-
-    def chunk_loss_sum(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``Σ_{i ∈ chunk} ℓ_i(w)`` on a chunk ``(x, y)``: pure in ``w`` (``torch.func``-safe)."""
-        return self.per_sample_loss_fn(self.forward(w, x), y).sum()
-
-    @_measurement
-    @torch.no_grad()
-    def loss(
-        self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
-    ) -> torch.Tensor:
-        """The loss ``L(w)`` (a 0-d tensor) under the Problem's normalization.
-
-        With ``indices``, the unbiased mini-batch estimate of ``L``: ``(n/b) Σ_{i∈B} ℓ_i``
-        for ``"sum"``, ``(1/b) Σ_{i∈B} ℓ_i`` for ``"mean"``.
-        """
-        w = self.check_w(w)
-        total = sum(self.chunk_loss_sum(w, x, y) for _, x, y in self.iter_chunks(indices))
-        return self.reduce_sum(total, self.sample_count(indices))
-
-    @_measurement
-    def loss_and_grad(
-        self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(L(w), ∇L(w))`` in one pass over the data (chunked); normalization as :meth:`loss`."""
-        w = self.check_w(w).detach()
-        g_and_v = torch.func.grad_and_value(self.chunk_loss_sum)
-        total = torch.zeros((), device=self.device, dtype=self.dtype)
-        g = torch.zeros_like(w)
-        for _, x, y in self.iter_chunks(indices):
-            gi, li = g_and_v(w, x, y)
-            g += gi
-            total += li.detach()
-        count = self.sample_count(indices)
-        return self.reduce_sum(total, count), self.reduce_sum(g, count)
-
-    @_measurement
-    def grad(
-        self, w: torch.Tensor | None = None, indices: Sequence[int] | None = None
-    ) -> torch.Tensor:
-        """The gradient ``∇L(w) ∈ R^p`` (chunked); normalization as :meth:`loss`."""
-        return self.loss_and_grad(w, indices)[1]
-
-    @_measurement
-    def jvp(
-        self, w: torch.Tensor | None, v: torch.Tensor, indices: Sequence[int] | None = None
-    ) -> torch.Tensor:
-        """``DF(w) v``: the directional derivative of the outputs, shape ``(n, k)``.
-
-        ``v`` has shape ``(p,)``; for ``(p, m)`` the result is ``(n, k, m)``.
-        """
-        w = self.check_w(w).detach()
-        v = self.check_v(v)
-        if v.ndim == 2:
-            return torch.stack([self.jvp(w, v[:, j], indices) for j in range(v.shape[1])], dim=-1)
-        outs = []
-        for _, x, _ in self.iter_chunks(indices):
-            _, t = jvp(functools.partial(self._forward_swapped, x), (w,), (v,))
-            outs.append(t.detach())
-        return torch.cat(outs)
-
-    @_measurement
-    def vjp(
-        self, w: torch.Tensor | None, u: torch.Tensor, indices: Sequence[int] | None = None
-    ) -> torch.Tensor:
-        """``DF(w)ᵀ u ∈ R^p`` for ``u`` of shape ``(n, k)`` (one row per selected sample)."""
-        w = self.check_w(w).detach()
-        m = self.sample_count(indices)
-        if u.shape[0] != m or u[0].numel() != self.k:
-            raise ValueError(f"u must have shape ({m}, {self.k}), got {tuple(u.shape)}")
-        u = u.reshape(m, self.k).to(device=self.device, dtype=self.dtype)
-        out = torch.zeros_like(w)
-        pos = 0
-        for _, x, _ in self.iter_chunks(indices):
-            b = x.shape[0]
-            _, pullback = vjp(functools.partial(self._forward_swapped, x), w)
-            out += pullback(u[pos : pos + b])[0]
-            pos += b
-        return out.detach()
-
-    @_measurement
-    def hvp(
-        self, w: torch.Tensor | None, v: torch.Tensor, indices: Sequence[int] | None = None
-    ) -> torch.Tensor:
-        """The loss Hessian-vector product ``∇²L(w) v`` (forward-over-reverse, chunked).
-
-        ``v`` of shape ``(p,)`` or ``(p, m)`` (then ``m`` products, vectorized with ``vmap``).
-        Normalization as :meth:`loss`.
-        """
-        w = self.check_w(w).detach()
-        v = self.check_v(v)
-        gfun = grad(self.chunk_loss_sum)
-        out = torch.zeros_like(v)
-        for _, x, y in self.iter_chunks(indices):
-
-            def hv(vec: torch.Tensor, x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
-                return jvp(lambda w_: gfun(w_, x, y), (w,), (vec,))[1]
-
-            out += hv(v) if v.ndim == 1 else torch.func.vmap(hv, in_dims=1, out_dims=1)(v)
-        return self.reduce_sum(out, self.sample_count(indices)).detach()
 
     # ------------------------------------------------------------------ copies
     def to(

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._plotting import axes_or_new
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result, atomic_write_json
 
@@ -113,12 +114,46 @@ class Trajectory(Result):
         """The last recorded loss."""
         return float(self.loss[-1])
 
-    def plot(self, ax: Any = None, quantity: str = "loss") -> Any:
-        """Plot a recorded quantity against the step (log scale); returns the axes."""
-        import matplotlib.pyplot as plt
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: the loss at the start and end, the smallest PL ratio, the run.
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3.4))
+        ``pl_ratio_min`` is over the finite ratios (``nan`` if none); ``rate`` is the mean
+        per-step contraction ``(L_T/L_0)^{1/T}`` observed (``nan`` unless both are positive).
+        """
+        L0, LT = float(self.loss[0]), float(self.loss[-1])
+        T = max(int(self.steps[-1]), 1)
+        pl = np.asarray(self.pl_ratio, dtype=float)
+        finite = pl[np.isfinite(pl)]
+        return {
+            "loss_initial": L0,
+            "loss_final": LT,
+            "loss_min": float(np.min(self.loss)),
+            "grad_norm_final": float(self.grad_norm[-1]),
+            "distance_final": float(self.distance[-1]),
+            "pl_ratio_min": float(finite.min()) if finite.size else float("nan"),
+            "rate": (LT / L0) ** (1.0 / T) if L0 > 0 and LT > 0 else float("nan"),
+            "records": len(self.steps),
+            "num_steps": self.num_steps,
+            "optimizer": self.optimizer,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "loss_name": self.loss_name,
+            "reduction": self.reduction,
+            "wall_time": self.wall_time,
+        }
+
+    QUANTITIES = ("loss", "grad_norm", "distance", "pl_ratio")
+
+    def plot(self, ax: Any = None, *, quantity: str = "loss") -> Any:
+        """Plot a recorded quantity against the step (log scale); returns the Axes.
+
+        ``quantity``: ``"loss"``, ``"grad_norm"``, ``"distance"`` or ``"pl_ratio"``. The line's
+        y-values are the recorded ones, with values ``≤ 0`` replaced by NaN (log scale).
+        """
+        if quantity not in self.QUANTITIES:
+            raise ValueError(f"quantity must be one of {self.QUANTITIES}, got {quantity!r}")
+        ax = axes_or_new(ax, (5, 3.4))
         y = np.asarray(getattr(self, quantity), dtype=float)
         ax.semilogy(self.steps, np.where(y > 0, y, np.nan), lw=1.8)
         ax.set_xlabel("step")

@@ -27,9 +27,11 @@ a poor local maximum. The check allows a relative ``margin`` (default ``10·tol`
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import torch
 
+from lossgeometry._plotting import axes_or_new
 from lossgeometry.curvature.model_hessian import model_hessian_norm
 from lossgeometry.curvature.spectrum import default_tol
 from lossgeometry.linalg.lanczos import lanczos_extremes
@@ -74,6 +76,47 @@ class HessianBound(Result):
     def ratio(self) -> float:
         """``lambda_max / bound`` (at most ``1 + margin`` when the bound holds)."""
         return self.lambda_max / self.bound if self.bound > 0 else float("inf")
+
+    @property
+    def model_hessian_term(self) -> float:
+        """``c · beta · residual_norm``, the bound's part beyond the Gauss–Newton one."""
+        return self.loss_scale * self.beta * self.residual_norm
+
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: ``λ_max``, the bound and its two terms, the verdicts."""
+        return {
+            "lambda_max": self.lambda_max,
+            "bound": self.bound,
+            "ratio": self.ratio,
+            "holds": self.holds,
+            "gauss_newton": self.gauss_newton,
+            "model_hessian_term": self.model_hessian_term,
+            "gauss_newton_suffices": self.gauss_newton_suffices,
+            "lf_squared": self.lf_squared,
+            "beta": self.beta,
+            "residual_norm": self.residual_norm,
+            "loss_scale": self.loss_scale,
+            "margin": self.margin,
+            "matvecs": self.matvecs,
+        }
+
+    def plot(self, ax: Any = None) -> Any:
+        """``λ_max`` beside the bound, drawn as its two stacked terms; returns the Axes.
+
+        Bars, in order: ``λ_max``; the Gauss–Newton term ``c σ_max(J)²``; on top of it the
+        model-Hessian term ``c ‖D²F‖ ‖F − Y‖`` (together: the bound).
+        """
+        ax = axes_or_new(ax, (5, 3.5))
+        gn, mh = self.gauss_newton, self.model_hessian_term
+        ax.bar([0], [self.lambda_max], color="C0", label="λ_max(∇²L)")
+        ax.bar([1], [gn], color="C1", label="c σ_max(J)²  (Gauss–Newton)")
+        ax.bar([1], [mh], bottom=[gn], color="C2", label="c ‖D²F‖ ‖F − Y‖")
+        ax.set_xticks([0, 1], ["λ_max", "bound"])
+        ax.set_ylabel("curvature (the Problem's normalization)")
+        verdict = "holds" if self.holds else "FAILS"
+        ax.set_title(f"bound {verdict}: λ_max / bound = {self.ratio:.3g}")
+        ax.legend(fontsize=8)
+        return ax
 
 
 def hessian_bound(

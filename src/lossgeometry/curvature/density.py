@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._plotting import axes_or_new
 from lossgeometry.linalg.slq import default_grid, gaussian_density, slq_nodes
 from lossgeometry.operators.hessian import Of, hessian_operator
 from lossgeometry.problem import Problem
@@ -75,12 +76,29 @@ class HessianDensity(Result):
         """``tr(H) ≈ p · Σ τ θ`` (the SLQ trace estimate)."""
         return self.p * self.moment(1)
 
-    def plot(self, ax: Any = None, log: bool = True, label: str | None = None, **kw: Any) -> Any:
-        """Plot the density (log scale by default, as is customary for Hessians)."""
-        import matplotlib.pyplot as plt
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: the spectrum's support, the SLQ trace, the settings and cost."""
+        nodes = np.asarray(self.nodes, dtype=float)
+        return {
+            "support_min": float(nodes.min()),
+            "support_max": float(nodes.max()),
+            "trace_estimate": self.trace_estimate,
+            "sigma": self.sigma,
+            "probes": self.probes,
+            "steps": self.steps,
+            "matvecs": self.matvecs,
+            "of": self.of,
+            "p": self.p,
+            "reduction": self.reduction,
+        }
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 3.5))
+    def plot(self, ax: Any = None, *, log: bool = True, label: str | None = None, **kw: Any) -> Any:
+        """Plot the density (log scale by default, as is customary for Hessians).
+
+        On a log scale the density is floored at ``1e-12 · max`` (it is ``≈ 0`` far from the
+        nodes). ``kw`` goes to ``ax.plot``. Returns the Axes.
+        """
+        ax = axes_or_new(ax, (6, 3.5))
         d = np.asarray(self.density)
         if log:
             floor = max(d.max() * 1e-12, 1e-300)
@@ -113,9 +131,22 @@ def hessian_density(
 ) -> HessianDensity:
     """Spectral density of ``∇²L(w)`` (normalized like ``problem.loss``) by SLQ.
 
-    Example:
-        >>> dens = lg.hessian_density(problem, w, probes=8, steps=80)     # doctest: +SKIP
-        >>> dens.plot()                                                   # doctest: +SKIP
+    Example (the density integrates to one; its first moment is the trace over ``p``):
+        >>> import torch
+        >>> import lossgeometry as lg
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(8, 3, generator=g, dtype=torch.float64)
+        >>> Y = torch.randn(8, 2, generator=g, dtype=torch.float64)
+        >>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 2, seed=0).double(), X, Y)   # p = 50
+        >>> dens = lg.hessian_density(problem, probes=4, steps=20)
+        >>> import numpy as np
+        >>> round(float(np.trapezoid(dens.density, dens.grid)), 6), dens.matvecs
+        (1.0, 80)
+        >>> ax = dens.plot()                                      # log scale; returns the Axes
+        >>> ax.get_yscale(), bool((ax.lines[0].get_xdata() == dens.grid).all())
+        ('log', True)
+        >>> import matplotlib.pyplot as plt
+        >>> plt.close(ax.figure)
 
     Args:
         problem: the Problem.

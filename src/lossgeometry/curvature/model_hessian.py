@@ -40,18 +40,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from lossgeometry._plotting import axes_or_new
 from lossgeometry._progress import progress_bar
-from lossgeometry.linalg.lanczos import lanczos_extremes
+from lossgeometry.curvature._ascent import alternate
 from lossgeometry.operators.hessian import Backend, reference_problem
-from lossgeometry.operators.model_hessian import (
-    ModelHessianOperator,
-    ModelInputs,
-    second_derivatives,
-)
+from lossgeometry.operators.model_hessian import ModelHessianOperator, ModelInputs
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
@@ -81,6 +79,9 @@ class ModelHessianNorm(Result):
         eigen_residual: ``‖M_u v − θ v‖ / |θ|`` at the returned pair.
         per_sample_norms: each input's own norm ``β_i`` (only with ``per_sample=True``);
             ``max β_i ≤ norm ≤ (Σ β_i²)^{1/2}``.
+        history: per restart (in the order of ``restart_values``), the objective ``‖g(v)‖``
+            at the start and after each alternating iteration; its maximum is that restart's
+            value (``None`` in results saved before it was recorded).
     """
 
     norm: float
@@ -97,6 +98,59 @@ class ModelHessianNorm(Result):
     u: np.ndarray | None = None
     eigen_residual: float = math.nan
     per_sample_norms: np.ndarray | None = None
+    history: list[list[float]] | None = None
+
+    @property
+    def best_restart(self) -> int:
+        """Index of the restart that reached ``norm`` (the first one, on ties)."""
+        return int(np.argmax(self.restart_values))
+
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: the norm, convergence, the restarts' spread and the costs."""
+        out: dict[str, Any] = {
+            "norm": self.norm,
+            "per_sample": self.per_sample,
+            "converged": self.converged,
+            "eigen_residual": self.eigen_residual,
+            "restarts": len(self.restart_values),
+            "restart_min": float(min(self.restart_values)),
+            "n_inputs": self.n_inputs,
+            "k": self.k,
+            "p": self.p,
+            "iterations": self.iterations,
+            "matvecs": self.matvecs,
+            "second_derivatives": self.second_derivatives,
+            "tol": self.tol,
+        }
+        if self.per_sample_norms is not None:
+            b = np.asarray(self.per_sample_norms, dtype=float)
+            out["per_sample_max"] = float(b.max())
+            out["per_sample_root_sum_squares"] = float(np.sqrt((b**2).sum()))
+        return out
+
+    def plot(self, ax: Any = None) -> Any:
+        """The objective ``‖g(v)‖`` per alternating iteration, one line per restart.
+
+        The best restart is drawn in colour, the others in grey, and the value returned as a
+        dashed line; without a recorded history, each restart's final value. Returns the Axes.
+        """
+        ax = axes_or_new(ax, (5, 3.5))
+        if self.history:
+            best = self.best_restart
+            for j, h in enumerate(self.history):
+                style = {"color": "C0", "marker": "o", "ms": 3} if j == best else {"color": "0.6"}
+                label = "best restart" if j == best else None
+                ax.plot(np.arange(len(h)), np.asarray(h, dtype=float), label=label, **style)
+            ax.set_xlabel("alternating iteration")
+        else:
+            vals = np.asarray(self.restart_values, dtype=float)
+            ax.plot(np.arange(len(vals)), vals, "o", color="C0", label="restarts")
+            ax.set_xlabel("restart")
+        ax.axhline(self.norm, color="C3", ls="--", lw=1, label=f"‖D²F‖ ≥ {self.norm:.4g}")
+        ax.set_ylabel("‖g(v)‖,  g_j(v) = vᵀ∇²F_j v")
+        ax.set_title("model Hessian norm: " + ("converged" if self.converged else "not converged"))
+        ax.legend(fontsize=8)
+        return ax
 
 
 def model_hessian_norm(
@@ -125,9 +179,21 @@ def model_hessian_norm(
     lower bound of the supremum, attained at the returned ``u`` (and some ``v``); see the
     module docstring for the method and why it cannot decrease.
 
-    Example:
-        >>> lg.model_hessian_norm(problem, w).norm              # doctest: +SKIP
-        >>> lg.model_hessian_norm(problem, w, inputs=X[0])      # per-sample  # doctest: +SKIP
+    Example (all outputs; one input; a linear model, whose model Hessian vanishes):
+        >>> import torch
+        >>> import lossgeometry as lg
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(8, 3, generator=g, dtype=torch.float64)
+        >>> Y = torch.randn(8, 2, generator=g, dtype=torch.float64)
+        >>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 2, seed=0).double(), X, Y)   # p = 50
+        >>> m = lg.model_hessian_norm(problem)
+        >>> m.converged, m.norm > 0, len(m.restart_values)
+        (True, True, 2)
+        >>> one = lg.model_hessian_norm(problem, inputs=X[0])    # ‖∇²f(w; x_0)‖ over k outputs
+        >>> one.per_sample, one.n_inputs
+        (True, 1)
+        >>> lg.model_hessian_norm(lg.Problem(torch.nn.Linear(3, 2).double(), X, Y)).norm
+        0.0
 
     Args:
         problem: the Problem.
@@ -182,12 +248,14 @@ def model_hessian_norm(
     counters = {"g": 0, "it": 0}
     best: tuple[float, torch.Tensor, float, bool] | None = None
     values: list[float] = []
+    histories: list[list[float]] = []
     bar = progress_bar(range(len(starts)), progress, desc="‖D²F‖", unit="restart")
     for r in bar:
-        val, u, eres, conv = _alternate(
+        val, u, eres, conv, hist = alternate(
             prob, w, op, inp, starts[r], gen, tol, maxiter, inner_steps, counters
         )
         values.append(val)
+        histories.append(hist)
         if best is None or val > best[0]:
             best = (val, u, eres, conv)
     assert best is not None
@@ -234,91 +302,5 @@ def model_hessian_norm(
         u=best[1].reshape(n, k).cpu().double().numpy(),
         eigen_residual=best[2],
         per_sample_norms=norms,
+        history=histories,
     )
-
-
-def _alternate(
-    prob: Problem,
-    w: torch.Tensor,
-    op: ModelHessianOperator,
-    inp: ModelInputs,
-    u_start: torch.Tensor | None,
-    gen: torch.Generator,
-    tol: float,
-    maxiter: int,
-    inner_steps: int,
-    counters: dict[str, int],
-) -> tuple[float, torch.Tensor, float, bool]:
-    """One alternating-maximization run; returns ``(value, u, eigen_residual, converged)``."""
-    p, dt, dev = prob.p, prob.dtype, prob.device
-    shape = (inp.n, prob.k)
-
-    def rand_unit(numel: int) -> torch.Tensor:
-        x = torch.randn(numel, generator=gen, dtype=torch.float64).to(device=dev, dtype=dt)
-        return x / x.norm()
-
-    def g_of(v: torch.Tensor) -> torch.Tensor:
-        counters["g"] += 1
-        return second_derivatives(prob, w, v, inp).reshape(-1)
-
-    def v_step(
-        u: torch.Tensor, v0: torch.Tensor | None, steps: int | None
-    ) -> tuple[torch.Tensor, float, float]:
-        """Top-|θ| Ritz pair of M_u: ``steps`` Lanczos steps, or converged if ``None``."""
-        op.set_u(u.reshape(shape))
-        ncv, most = (min(steps, p), min(steps, p)) if steps else (None, None)
-        res = lanczos_extremes(
-            op,
-            top=1,
-            bottom=1,
-            tol=tol,
-            ncv=ncv,
-            maxiter=most,
-            v0=v0,
-            seed=int(torch.randint(0, 2**31 - 1, (1,), generator=gen)),
-            warn=False,
-        )
-        if float(res.top[0].abs()) >= float(res.bottom[0].abs()):
-            theta, vec, r = float(res.top[0]), res.top_vectors[:, 0], float(res.top_residuals[0])
-        else:
-            theta, vec, r = (
-                float(res.bottom[0]),
-                res.bottom_vectors[:, 0],
-                float(res.bottom_residuals[0]),
-            )
-        return vec / vec.norm(), abs(theta), r
-
-    if u_start is not None:
-        u = u_start.reshape(-1)
-        nu = float(u.norm())
-        if nu == 0:
-            raise ValueError("u0 must be non-zero")
-        u = u / nu
-        v, _, _ = v_step(u, None, None)  # the top eigenvector of M_u0, converged
-    else:
-        v = rand_unit(p)
-    gv = g_of(v)
-    value = float(gv.norm())
-    if value == 0.0 and u_start is None:
-        u = rand_unit(inp.n * prob.k)
-    elif value > 0:
-        u = gv / value
-    eres, converged = math.inf, False
-    for _ in range(maxiter):
-        counters["it"] += 1
-        v, theta, r = v_step(u, v, inner_steps)
-        gv = g_of(v)
-        new = float(gv.norm())
-        eres = r / theta if theta > 0 else 0.0
-        if new == 0.0:
-            # g(v) = 0 forces θ = vᵀM_u v = ⟨u, g(v)⟩ = 0: the model Hessian vanishes on this
-            # Krylov space (a linear model); nothing larger can be found from here
-            converged = True
-            break
-        change = new - value
-        u = gv / new
-        value = max(value, new)
-        if change <= tol * new and eres <= tol:
-            converged = True
-            break
-    return value, u.detach(), float(eres), converged

@@ -179,9 +179,20 @@ def curvature_profile(
 ) -> CurvatureProfile:
     """Both ends of the Hessian spectrum at ``w``, its density, trace and the λ_max bound.
 
-    Example:
-        >>> prof = lg.curvature_profile(problem, w)                # doctest: +SKIP
-        >>> prof.summary()["lambda_max"], prof.bound.holds         # doctest: +SKIP
+    Example (small budgets for a 50-parameter problem):
+        >>> import torch
+        >>> import lossgeometry as lg
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(8, 3, generator=g, dtype=torch.float64)
+        >>> Y = torch.randn(8, 2, generator=g, dtype=torch.float64)
+        >>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 2, seed=0).double(), X, Y)   # p = 50
+        >>> o = lg.CurvatureOptions(probes=4, steps=20, trace_samples=30)
+        >>> prof = lg.curvature_profile(problem, options=o)
+        >>> s = prof.summary()
+        >>> s["lambda_max"] == prof.spectrum.lambda_max, s["bound_holds"], s["converged"]
+        (True, True, True)
+        >>> s["trace_ci_low"] < s["trace"] < s["trace_ci_high"]
+        True
 
     Args:
         problem: the problem.

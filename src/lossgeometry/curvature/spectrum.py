@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from lossgeometry._plotting import axes_or_new
 from lossgeometry.linalg.arpack import eigsh_end
 from lossgeometry.linalg.dense import DENSE_MAX_ORDER, symmetric_dense
 from lossgeometry.linalg.lanczos import Criterion, lanczos_extremes
@@ -95,12 +96,28 @@ class HessianSpectrum(Result):
         """Residual norms of the ``bottom`` pairs."""
         return np.asarray(self.residuals)[len(self.top) :]
 
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: both ends, convergence, the largest residual and the cost."""
+        res = np.asarray(self.residuals, dtype=float)
+        return {
+            "lambda_max": self.lambda_max,
+            "lambda_min": self.lambda_min,
+            "top": len(self.top),
+            "bottom": len(self.bottom),
+            "converged": self.converged,
+            "max_residual": float(res.max()) if res.size else math.nan,
+            "matvecs": self.matvecs,
+            "method": self.method,
+            "criterion": self.criterion,
+            "tol": self.tol,
+            "of": self.of,
+            "p": self.p,
+            "reduction": self.reduction,
+        }
+
     def plot(self, ax: Any = None) -> Any:
         """Plot the computed eigenvalues on a line (top blue, bottom red); return the Axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 2.2))
+        ax = axes_or_new(ax, (6, 2.2))
         ax.axvline(0.0, color="0.6", lw=0.8)
         ax.plot(self.top, np.zeros(len(self.top)), "|", ms=30, color="C0", label="top")
         ax.plot(self.bottom, np.zeros(len(self.bottom)), "|", ms=30, color="C3", label="bottom")
@@ -134,9 +151,19 @@ def hessian_spectrum(
     The Hessian is that of ``problem.loss`` under the Problem's reduction (see
     :func:`lossgeometry.hessian_operator`).
 
-    Example:
-        >>> spec = lg.hessian_spectrum(problem, w, top=5, bottom=5)       # doctest: +SKIP
-        >>> spec.lambda_max, spec.lambda_min, spec.matvecs                # doctest: +SKIP
+    Example (against the dense eigenvalues; indefinite away from a minimum):
+        >>> import torch
+        >>> import lossgeometry as lg
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(8, 3, generator=g, dtype=torch.float64)
+        >>> Y = torch.randn(8, 2, generator=g, dtype=torch.float64)
+        >>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 2, seed=0).double(), X, Y)   # p = 50
+        >>> spec = lg.hessian_spectrum(problem, top=3, bottom=2, method="lanczos", tol=1e-10)
+        >>> ev = torch.linalg.eigvalsh(lg.hessian_operator(problem).to_dense())
+        >>> abs(spec.lambda_max - float(ev[-1])) < 1e-9, abs(spec.lambda_min - float(ev[0])) < 1e-9
+        (True, True)
+        >>> spec.converged, spec.lambda_min < 0 < spec.lambda_max, spec.matvecs < problem.p
+        (True, True, True)
 
     Args:
         problem: the Problem.

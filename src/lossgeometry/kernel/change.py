@@ -209,9 +209,22 @@ def kernel_change(
 ) -> Any:
     r"""The tangent kernel's spectrum at ``w0`` (and ``w1``) and its relative change.
 
-    Example:
-        >>> ch = lg.kernel_change(problem, w0, run.w_final)        # doctest: +SKIP
-        >>> ch.relative_change, ch.start.lambda_min, ch.summary()  # doctest: +SKIP
+    Example (the kernel before and after 50 steps of gradient descent):
+        >>> import torch
+        >>> import lossgeometry as lg
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(8, 3, generator=g, dtype=torch.float64)
+        >>> Y = torch.randn(8, 2, generator=g, dtype=torch.float64)
+        >>> problem = lg.Problem(lg.models.mlp(3, 16, 1, 2, seed=0).double(), X, Y)
+        >>> run = lg.train(problem, "gd", 50, lr=0.02, progress=False)
+        >>> ch = lg.kernel_change(problem, run.w0, run.w_final)
+        >>> ch.size, ch.solver                                    # N = nk = 16: dense
+        (16, 'dense')
+        >>> 0 < ch.relative_change < 1, ch.start.lambda_min > 0
+        (True, True)
+        >>> s = ch.summary()
+        >>> s["pl_star_mu_w0"] == 2 * problem.loss_scale * ch.start.lambda_min
+        True
 
     Args:
         problem: the problem.

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._plotting import axes_or_new
 from lossgeometry.kernel import memory as _mem
 from lossgeometry.kernel.spectrum_free import (
     LANCZOS_NCV,
@@ -121,15 +122,34 @@ class KernelSpectrum(Result):
     seconds: float = 0.0
     """Wall time of the computation."""
 
-    def plot(self, ax: Any = None, label: str | None = None) -> Any:
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: both ends, κ, the trace and rank (dense), accuracy and cost."""
+        return {
+            "lambda_min": self.lambda_min,
+            "lambda_max": self.lambda_max,
+            "condition_number": self.condition_number,
+            "size": self.size,
+            "trace": self.trace,
+            "rank": self.rank,
+            "error_estimate": self.error_estimate,
+            "converged": self.converged,
+            "method": self.method,
+            "kernel_method": self.kernel_method,
+            "outputs": self.outputs,
+            "iterations": self.iterations,
+            "matvecs": self.matvecs,
+            "tol": self.tol,
+            "dtype": self.dtype,
+            "seconds": self.seconds,
+        }
+
+    def plot(self, ax: Any = None, *, label: str | None = None) -> Any:
         """Eigenvalues in decreasing order on a log scale (returns the Axes).
 
         Call it on the same ``ax`` for several spectra; ``label`` gets the condition number.
+        Eigenvalues ``≤ 0`` (rounding) are drawn at ``1e-16 · λ_max``.
         """
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3.5))
+        ax = axes_or_new(ax, (5, 3.5))
         ev = np.sort(np.asarray(self.eigenvalues, dtype=float))[::-1]
         pos = np.maximum(ev, max(self.lambda_max, 1e-300) * 1e-16)
         text = f"{label + ', ' if label else ''}κ = {self.condition_number:.3g}"

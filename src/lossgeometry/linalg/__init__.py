@@ -5,7 +5,8 @@ every function below also takes a dense matrix or a SciPy ``LinearOperator``
 (:func:`as_torch_operator`), and counts its products on the operator.
 
 * :mod:`~lossgeometry.linalg.lanczos`: thick-restart Lanczos for both ends of a symmetric
-  spectrum (:func:`lanczos_extremes`).
+  spectrum (:func:`lanczos_extremes`); its acceptance tests (residuals, eigenvalue error
+  bounds) are in :mod:`~lossgeometry.linalg.ritz`.
 * :mod:`~lossgeometry.linalg.tridiagonal`: Lanczos tridiagonalizations from many start
   vectors at once (:func:`lanczos_tridiag`).
 * :mod:`~lossgeometry.linalg.arpack`: adapters to ARPACK (:func:`eigsh_end`) and LOBPCG

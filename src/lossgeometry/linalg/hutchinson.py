@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import torch
 
+from lossgeometry._plotting import axes_or_new
 from lossgeometry._progress import progress_bar
 from lossgeometry.operators.base import TorchLinearOperator, square_operator
 from lossgeometry.results import Result
@@ -66,6 +68,55 @@ class TraceEstimate(Result):
     def covers(self, value: float) -> bool:
         """Whether ``value`` lies inside the confidence interval."""
         return self.ci_low <= value <= self.ci_high
+
+    @property
+    def per_sample_estimates(self) -> np.ndarray | None:
+        """``deflated + values``: each probe's own unbiased estimate of ``tr(A)``.
+
+        Their mean is ``estimate`` (Hutchinson: ``zᵀAz``; Hutch++: ``tr(QᵀAQ) + g'ᵀAg'``).
+        ``None`` when no probe was drawn (``method="exact"``).
+        """
+        if self.values is None:
+            return None
+        return self.deflated + np.asarray(self.values, dtype=float)
+
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: the estimate, its interval and standard error, the cost."""
+        return {
+            "estimate": self.estimate,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "half_width": self.half_width,
+            "stderr": self.stderr,
+            "confidence": self.confidence,
+            "method": self.method,
+            "samples": self.samples,
+            "matvecs": self.matvecs,
+            "deflated": self.deflated,
+        }
+
+    def plot(self, ax: Any = None) -> Any:
+        """The per-probe estimates, their running mean, and the estimate with its interval.
+
+        Lines, in order: the per-probe estimates (:attr:`per_sample_estimates`, points), their
+        running mean (it ends at ``estimate``), the estimate (horizontal); the confidence
+        interval is a shaded band. Returns the Axes.
+        """
+        ax = axes_or_new(ax, (5, 3.5))
+        per = self.per_sample_estimates
+        if per is not None and per.size:
+            i = np.arange(1, per.size + 1)
+            ax.plot(i, per, ".", color="0.55", ms=4, label="per-probe estimates")
+            ax.plot(i, np.cumsum(per) / i, color="C0", lw=1.2, label="running mean")
+        ax.axhline(self.estimate, color="C3", lw=1.5, label=f"estimate {self.estimate:.4g}")
+        lo, hi = self.ci_low, self.ci_high
+        if math.isfinite(lo) and math.isfinite(hi) and hi > lo:
+            ax.axhspan(lo, hi, color="C3", alpha=0.15, label=f"{self.confidence:.0%} interval")
+        ax.set_xlabel("probe")
+        ax.set_ylabel("trace estimate")
+        ax.set_title(f"{self.method}: {self.estimate:.4g} ± {self.half_width:.2g}")
+        ax.legend(fontsize=8)
+        return ax
 
 
 def _rademacher(

@@ -44,9 +44,10 @@ from typing import Literal
 import torch
 
 from lossgeometry._progress import progress_bar
+from lossgeometry.linalg.ritz import Criterion, accepted, error_bounds
 from lossgeometry.operators.base import square_operator
 
-Criterion = Literal["residual", "eigenvalue"]
+__all__ = ["Criterion", "LanczosResult", "error_bounds", "lanczos_extremes"]
 
 
 @dataclasses.dataclass
@@ -85,41 +86,6 @@ class LanczosResult:
     top_errors: torch.Tensor | None = None
     bottom_errors: torch.Tensor | None = None
     criterion: str = "residual"
-
-
-def error_bounds(theta: torch.Tensor, res: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Eigenvalue error estimates ``min(‖r_i‖, ‖r_i‖²/δ̂_i)`` of the Ritz values ``theta[idx]``.
-
-    ``δ̂_i = min_{j≠i} (|θ_i − θ_j| − ‖r_j‖)``: the distance from ``θ_i`` to the nearest other
-    Ritz value, shrunk by that value's residual (it has an eigenvalue within ``‖r_j‖``). With
-    ``δ̂_i ≤ 0`` (a cluster, or a single Ritz value) the bound is the residual itself (Weyl).
-    """
-    out = res[idx].clone()
-    m = theta.numel()
-    if m < 2:
-        return out
-    for a, i in enumerate(idx.tolist()):
-        d = (theta[i] - theta).abs() - res
-        d[i] = math.inf
-        delta = float(d.min())
-        r = float(res[i])
-        if delta > 0:
-            out[a] = min(r, r * r / delta)
-    return out
-
-
-def _accepted(
-    theta: torch.Tensor,
-    res: torch.Tensor,
-    want: torch.Tensor,
-    tol: float,
-    norm: float,
-    criterion: str,
-    relative_to: str = "norm",
-) -> bool:
-    est = res[want] if criterion == "residual" else error_bounds(theta, res, want)
-    scale = theta[want].abs() if relative_to == "value" else torch.tensor(norm)
-    return bool((est <= tol * torch.clamp(scale, min=1e-300)).all())
 
 
 def _random_unit(
@@ -284,7 +250,7 @@ def lanczos_extremes(
                 res_j = (float(T[j + 1, j]) * Y_j[j, :]).abs()
                 nrm_j = max(norm_est, float(th_j.abs().max()))
                 want_j = torch.cat([torch.arange(j, j - top, -1), torch.arange(0, bottom)])
-                if _accepted(th_j, res_j, want_j, tol, nrm_j, criterion, relative_to):
+                if accepted(th_j, res_j, want_j, tol, nrm_j, criterion, relative_to):
                     m = j + 1
                     break
         # ---------------------------------------------------------------- Rayleigh-Ritz
@@ -297,7 +263,7 @@ def lanczos_extremes(
         top_idx = torch.arange(m - 1, m - 1 - top, -1)
         bot_idx = torch.arange(0, bottom)
         want = torch.cat([top_idx, bot_idx])
-        ok = _accepted(theta, res, want, tol, norm_est, criterion, relative_to)
+        ok = accepted(theta, res, want, tol, norm_est, criterion, relative_to)
         if ok or exhausted or matvecs >= maxiter or m < ncv:
             break
         # ---------------------------------------------------------------- thick restart

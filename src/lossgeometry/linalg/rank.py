@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._plotting import axes_or_new
 from lossgeometry.operators.base import TorchLinearOperator
 from lossgeometry.results import Result
 
@@ -70,12 +71,22 @@ class Rank(Result):
         """``size - rank``: the number of numerically zero singular values."""
         return self.size - self.rank
 
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: the rank, the nullity, how the cut was made and how clear it is."""
+        return {
+            "rank": self.rank,
+            "size": self.size,
+            "nullity": self.nullity,
+            "gap": self.gap,
+            "method": self.method,
+            "tol": self.tol,
+            "floor": self.floor,
+            "s_max": self.s_max,
+        }
+
     def plot(self, ax: Any = None) -> Any:
         """The window of singular values around the cut on a log scale, the cut marked."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3.5))
+        ax = axes_or_new(ax, (5, 3.5))
         idx = np.arange(self.window_start, self.window_start + len(self.singular_values))
         vals = np.maximum(np.asarray(self.singular_values, dtype=float), np.finfo(float).tiny)
         ax.semilogy(idx + 1, vals, "o-", ms=4)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._plotting import panels
 from lossgeometry.manifold._linalg import as_float64, require_mse, subproblem
 from lossgeometry.manifold.growth import LossGrowth, loss_growth
 from lossgeometry.manifold.interpolant import find_interpolant
@@ -134,20 +135,21 @@ class ManifoldAnalysis(Result):
             )
         return out
 
-    def plot(self) -> Any:
-        """A 2×2 figure: spectra, loss growth, walk losses, segment loss and curvature."""
-        import matplotlib.pyplot as plt
+    def plot(self, ax: Any = None) -> Any:
+        """Four panels: the spectra, the loss growth, the segment loss, the negative curvature.
 
-        fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-        if self.report is not None:
-            self.report.plot(axes[0, 0])
-        if self.growth is not None:
-            self.growth.plot(axes[0, 1])
-        if self.segment is not None:
-            self.segment.plot(axes[1, 0])
-        if self.curvature is not None:
-            self.curvature.plot(axes[1, 1])
-        fig.tight_layout()
+        ``ax``: four Axes in that order (e.g. ``plt.subplots(2, 2)[1]``), or ``None`` for a
+        new 2 × 2 figure. A part that was not measured leaves its panel empty. Each panel is
+        the part's own ``plot`` (:class:`ManifoldReport`, :class:`LossGrowth`,
+        :class:`SegmentLoss`, :class:`NegativeCurvature`). Returns the Figure.
+        """
+        fig, axes, _ = panels(ax, 4, (11, 8), nrows=2, ncols=2, owner="ManifoldAnalysis.plot")
+        parts = (self.report, self.growth, self.segment, self.curvature)
+        for part, a in zip(parts, axes, strict=True):
+            if part is not None:
+                part.plot(a)
+        if ax is None:
+            fig.tight_layout()
         return fig
 
 

@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from lossgeometry._plotting import axes_or_new
 from lossgeometry.linalg.rank import numerical_rank
 from lossgeometry.manifold._linalg import as_float64, flat_w, require_mse
 from lossgeometry.problem import Problem
@@ -122,6 +124,35 @@ class DegeneratePrediction(Result):
     rank_GP: int
     nonzero: int
     nullity: int
+
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: the predicted nullity, its share of ``p``, the two ranks."""
+        return {
+            "nullity": self.nullity,
+            "nonzero": self.nonzero,
+            "p": self.p,
+            "zero_fraction": self.nullity / self.p,
+            "rank_Q": self.rank_Q,
+            "rank_GP": self.rank_GP,
+            "layers": ",".join(str(i) for i in self.layers),
+        }
+
+    def plot(self, ax: Any = None) -> Any:
+        """The predicted split of the ``p`` Hessian eigenvalues: zero against non-zero.
+
+        Bars, in order: ``nullity`` (zero eigenvalues), ``nonzero = 2 · rank_Q · rank_GP``
+        (``±σ_i(B)`` pairs). Returns the Axes.
+        """
+        ax = axes_or_new(ax, (4.5, 3.5))
+        ax.bar([0, 1], [self.nullity, self.nonzero], color=["0.5", "C0"])
+        ax.set_xticks([0, 1], ["zero", "non-zero"])
+        ax.set_ylabel("eigenvalues of ∇²L (predicted)")
+        layers = ", ".join(str(i) for i in self.layers)
+        ax.set_title(
+            f"zero layers {layers}: nullity {self.nullity} of p = {self.p}\n"
+            f"non-zero = 2 · {self.rank_Q} · {self.rank_GP}"
+        )
+        return ax
 
 
 def _jacobian_at_zero(modules: list[nn.Module], m_in: int, like: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._plotting import axes_or_new
 from lossgeometry.manifold._linalg import as_float64, flat_w, require_mse
 from lossgeometry.manifold.tangent import TangentSpace
 from lossgeometry.problem import Problem
@@ -58,12 +59,25 @@ class LossGrowth(Result):
     normal_exponent: float | None
     tangent_flat: bool
 
-    def plot(self, ax: Any = None) -> Any:
-        """Log–log plot of the loss along tangent and normal directions, with t² and t⁴ guides."""
-        import matplotlib.pyplot as plt
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: the fitted exponents (≈ 2 normal, ≈ 4 tangent), the floor."""
+        return {
+            "normal_exponent": self.normal_exponent,
+            "tangent_exponent": self.tangent_exponent,
+            "tangent_flat": self.tangent_flat,
+            "floor": self.floor,
+            "directions": len(self.normal_exponents),
+            "t_min": float(np.min(self.t)),
+            "t_max": float(np.max(self.t)),
+        }
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3.8))
+    def plot(self, ax: Any = None) -> Any:
+        """Log–log plot of the loss along tangent and normal directions, with t² and t⁴ guides.
+
+        Lines, in order: one per normal direction, one per tangent direction (losses floored at
+        ``1e-300``), then the guides. Returns the Axes.
+        """
+        ax = axes_or_new(ax, (5, 3.8))
         t = np.asarray(self.t, dtype=float)
         tiny = 1e-300
         for i, row in enumerate(np.asarray(self.normal_loss)):

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lossgeometry.linalg.arpack import eigsh_end
-from lossgeometry.linalg.dense import DENSE_MAX_ORDER, symmetric_dense
-from lossgeometry.linalg.rank import Rank, numerical_rank
+from lossgeometry._plotting import axes_or_new
+from lossgeometry.linalg.dense import DENSE_MAX_ORDER
+from lossgeometry.linalg.rank import Rank
 from lossgeometry.manifold._linalg import (
     DENSE_JACOBIAN_MAX_BYTES,
     as_float64,
@@ -31,128 +31,12 @@ from lossgeometry.manifold._linalg import (
     require_mse,
     residual_vector,
 )
+from lossgeometry.manifold.nullity import HessianNullity, hessian_nullity
 from lossgeometry.manifold.tangent import TangentSpace
-from lossgeometry.operators.hessian import HessianOperator
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
 __all__ = ["HessianNullity", "ManifoldReport", "hessian_nullity", "solution_manifold"]
-
-
-@dataclasses.dataclass(frozen=True)
-class HessianNullity(Result):
-    """The number of (numerically) zero eigenvalues of the loss Hessian ``∇²L(w)``.
-
-    Attributes:
-        nullity: ``p − rank``, the count of zero eigenvalues; ``None`` when the Lanczos route
-            found no cut among the eigenvalues it computed (the Hessian then has more than
-            ``len(eigenvalues)`` non-zero eigenvalues).
-        rank: the numerical rank (:class:`~lossgeometry.linalg.Rank`, read from ``|λ|``).
-        eigenvalues: all eigenvalues in decreasing order (dense), or the computed ones
-            (Lanczos: the largest in magnitude), in the Problem's loss normalization.
-        method: ``"dense"`` (``eigvalsh`` of the ``p × p`` Hessian built from ``p``
-            Hessian-vector products), ``"randomized"`` (range finder) or ``"lanczos"``
-            (ARPACK, largest magnitude).
-        p: the number of parameters.
-        negative: the number of eigenvalues below ``−tol`` (where ``tol`` is the rank's
-            threshold): negative curvature at ``w``.
-    """
-
-    nullity: int | None
-    rank: Rank
-    eigenvalues: np.ndarray
-    method: str
-    p: int
-    negative: int
-
-
-def hessian_nullity(
-    problem: Problem,
-    w: torch.Tensor | None = None,
-    *,
-    method: str = "auto",
-    num: int | None = None,
-    min_gap: float = 1e3,
-    tol: float | None = None,
-) -> HessianNullity:
-    """Count the zero eigenvalues of the loss Hessian at ``w`` (float64).
-
-    Args:
-        problem: any Problem (a float64 copy is used).
-        w: the point (default: the model's current parameters).
-        method: ``"dense"``, ``"randomized"``, ``"lanczos"`` or ``"auto"`` (dense for
-            ``p ≤`` :data:`~lossgeometry.linalg.DENSE_MAX_ORDER`, else randomized).
-        num: randomized/Lanczos: how many probe vectors / eigenvalues; the Hessian's rank
-            must be smaller than ``num`` for the nullity to be decided (default 200).
-        min_gap: the relative gap that separates zero from non-zero eigenvalues
-            (:func:`~lossgeometry.linalg.numerical_rank`).
-        tol: an absolute threshold instead of the gap rule.
-
-    The nullity is ``p − (number of |λ| above the cut)``.
-
-    All routes work on the :class:`~lossgeometry.operators.HessianOperator` at ``w``.
-
-    * ``"dense"``: all ``p`` eigenvalues (``eigvalsh`` of the Hessian built from ``p``
-      Hessian-vector products).
-    * ``"randomized"`` (Halko, Martinsson & Tropp's range finder): ``Q = orth(H Ω)`` for a
-      Gaussian ``Ω ∈ R^{p × num}``, then the eigenvalues of ``Qᵀ H Q`` (``2 · num``
-      products in blocks). If ``rank H < num``, ``range Q = range H`` (almost surely)
-      and these are exactly the non-zero eigenvalues plus ``num − rank`` numerical zeros, so
-      a cut among them decides the nullity. Made for Hessians of low rank, as at an
-      interpolant (``rank = nk``).
-    * ``"lanczos"``: ARPACK's ``num`` eigenvalues of largest magnitude; if a cut lies among
-      them, every eigenvalue not computed is smaller still, hence zero.
-    """
-    p64 = as_float64(problem)
-    w = flat_w(p64, None if w is None else w.to(torch.float64))
-    if method == "auto":
-        method = "dense" if p64.p <= DENSE_MAX_ORDER else "randomized"
-    H = HessianOperator(p64, w)
-    if method == "dense":
-        ev = torch.linalg.eigvalsh(symmetric_dense(H)).cpu().numpy()[::-1].copy()
-        rk = numerical_rank(ev, tol, min_gap=min_gap, dim=p64.p)
-        nullity: int | None = p64.p - rk.rank
-    elif method == "randomized":
-        m = int(min(num or 200, p64.p))
-        g = torch.Generator(device="cpu").manual_seed(0)
-        omega = torch.randn(p64.p, m, generator=g, dtype=torch.float64).to(p64.device)
-        Q, _ = torch.linalg.qr(H @ omega)
-        B = Q.T @ (H @ Q)
-        ev = torch.linalg.eigvalsh(0.5 * (B + B.T)).cpu().numpy()
-        ev, rk, nullity = _nullity_from_largest(ev, p64.p, tol, min_gap)
-    elif method == "lanczos":
-        num = int(min(num or 200, p64.p - 1))
-        ev, _, _ = eigsh_end(H, num, "LM", v0=0, vectors=False)
-        ev, rk, nullity = _nullity_from_largest(ev, p64.p, tol, min_gap)
-    else:
-        raise ValueError(
-            f"method must be 'auto', 'dense', 'randomized' or 'lanczos', got {method!r}"
-        )
-    negative = int(np.sum(ev < -rk.tol))
-    return HessianNullity(
-        nullity=nullity, rank=rk, eigenvalues=ev, method=method, p=p64.p, negative=negative
-    )
-
-
-def _nullity_from_largest(
-    ev: np.ndarray, p: int, tol: float | None, min_gap: float
-) -> tuple[np.ndarray, Rank, int | None]:
-    """The nullity of a ``p × p`` matrix from its ``m`` eigenvalues of largest magnitude.
-
-    If the cut lies among them (rank ``< m``), every eigenvalue not computed is smaller
-    still, hence zero: nullity ``p − rank``; otherwise it is undecided (``None``, rank ``≥ m``).
-    Returns the values in decreasing order, the :class:`Rank` (size ``p``) and the nullity.
-    """
-    m = ev.size
-    ev = ev[np.argsort(-np.abs(ev))]
-    rk = numerical_rank(ev, tol, min_gap=min_gap, dim=p)
-    if rk.rank < m:
-        nullity: int | None = p - rk.rank
-        rk = dataclasses.replace(rk, size=p)
-    else:
-        nullity = None
-        rk = dataclasses.replace(rk, size=p, rank=m)
-    return np.sort(ev)[::-1], rk, nullity
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +87,26 @@ class ManifoldReport(Result):
     jacobian_method: str
     notes: list[str]
 
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: the dimension measured two ways against Cooper's ``p − nk``."""
+        return {
+            "dimension": self.dimension,
+            "expected_dimension": self.expected_dimension,
+            "hessian_nullity": self.hessian_nullity,
+            "agrees": self.agrees,
+            "rank": self.rank.rank,
+            "rank_gap": self.rank.gap,
+            "at_interpolant": self.at_interpolant,
+            "residual_norm": self.residual_norm,
+            "loss": self.loss,
+            "p": self.p,
+            "n": self.n,
+            "k": self.k,
+            "nk": self.nk,
+            "jacobian_method": self.jacobian_method,
+            "hessian_method": self.hessian_method,
+        }
+
     @property
     def agrees(self) -> bool:
         """``dimension == expected_dimension`` and (if computed) ``hessian_nullity`` too."""
@@ -236,11 +140,12 @@ class ManifoldReport(Result):
         return self.tangent_space.project_tangent(v)
 
     def plot(self, ax: Any = None) -> Any:
-        """Singular values of ``J`` and ``|λ|`` of the Hessian (log scale), the cut marked."""
-        import matplotlib.pyplot as plt
+        """Singular values of ``J`` and ``|λ|`` of the Hessian (log scale), the cut marked.
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
+        Lines, in order: ``c σ_i(J)²`` (at the Hessian's scale: at ``w*`` its non-zero
+        eigenvalues); ``|λ_i(∇²L)|`` sorted decreasingly when computed. Returns the Axes.
+        """
+        ax = axes_or_new(ax, (6, 4))
         tiny = 1e-300
         c = self.loss_scale
         s = np.asarray(self.singular_values, dtype=float)

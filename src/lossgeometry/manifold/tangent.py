@@ -261,8 +261,20 @@ def tangent_space(
             ``max_dense_bytes``).
         max_dense_bytes: memory limit of the dense route.
 
-    Example:
-        >>> T = lg.tangent_space(problem, w_star)             # doctest: +SKIP
-        >>> t = T.sample_tangent(3, seed=0)  # (p, 3), orthonormal, J t ≈ 0  # doctest: +SKIP
+    Example (at any point; at an interpolant ``ker J`` is the tangent space of the minima):
+        >>> import torch
+        >>> import lossgeometry as lg
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(4, 3, generator=g, dtype=torch.float64)
+        >>> Y = torch.randn(4, 2, generator=g, dtype=torch.float64)
+        >>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 2, seed=0).double(), X, Y)
+        >>> T = lg.tangent_space(problem)                   # at the model's parameters
+        >>> T.dimension, problem.p - problem.n * problem.k  # dim ker J = p − nk (full rank)
+        (42, 42)
+        >>> t = T.sample_tangent(3, seed=0)                 # (p, 3), orthonormal, J t ≈ 0
+        >>> tuple(t.shape), bool(torch.allclose(t.T @ t, torch.eye(3, dtype=t.dtype)))
+        ((50, 3), True)
+        >>> T.tangent_residual(t[:, 0]) < 1e-12              # ‖J t‖ / (σ_max ‖t‖)
+        True
     """
     return TangentSpace(problem, w, jacobian=jacobian, max_dense_bytes=max_dense_bytes)

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._plotting import panels, renamed_axes
 from lossgeometry._progress import progress_bar
 from lossgeometry.linalg.rank import Rank, numerical_rank
 from lossgeometry.manifold._linalg import as_float64, flat_w, require_mse, residual_vector
-from lossgeometry.manifold.interpolant import levenberg_marquardt
+from lossgeometry.manifold.gauss_newton import levenberg_marquardt
 from lossgeometry.manifold.tangent import TangentSpace
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
@@ -93,22 +94,53 @@ class ManifoldWalk(Result):
             d["pca_rank"] = Rank.from_dict(d["pca_rank"])
         return super().from_dict(d)
 
-    def plot(self, axes: Any = None) -> Any:
-        """Loss before/after retraction per step, and distance travelled vs displacement."""
-        import matplotlib.pyplot as plt
+    def summary(self) -> dict[str, Any]:
+        """Headline scalars: how far it went, how high the loss rose, the PCA dimension."""
+        done = self.steps > 0
 
-        if axes is None:
-            _, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        def last(a: np.ndarray) -> float:
+            return float(np.asarray(a)[-1]) if done else 0.0
+
+        def top(a: np.ndarray) -> float | None:
+            return float(np.max(a)) if done else None
+
+        return {
+            "steps": self.steps,
+            "success": self.success,
+            "step_size": self.step_size,
+            "direction": self.direction,
+            "retract": self.retract,
+            "distance_travelled": last(self.distance_travelled),
+            "displacement": last(self.displacement),
+            "max_loss_before_retraction": top(self.loss_before),
+            "max_loss": top(self.loss),
+            "max_residual_norm": top(self.residual_norm),
+            "mean_retraction_iterations": (
+                float(np.mean(self.retraction_iterations)) if done else None
+            ),
+            "local_dimension": self.local_dimension,
+            "expected_dimension": self.expected_dimension,
+        }
+
+    def plot(self, ax: Any = None, *, axes: Any = None) -> Any:
+        """Two panels: the loss per step before/after retraction (log), and the distances.
+
+        ``ax``: two Axes (or ``None``: a new 1 × 2 figure); ``axes=`` is the deprecated name
+        of ``ax``. Left, lines in order: ``loss_before``, then ``loss`` (with retraction).
+        Right: ``distance_travelled``, then ``displacement``. Returns the Figure.
+        """
+        ax = renamed_axes(ax, axes, "ManifoldWalk")
+        fig, (left, right), _ = panels(ax, 2, (10, 3.6), owner="ManifoldWalk.plot")
         s = np.arange(1, self.steps + 1)
         tiny = 1e-300
-        ax = axes[0]
+        ax = left
         ax.semilogy(s, np.maximum(self.loss_before, tiny), "o-", ms=3, label="after tangent step")
         if self.retract:
             ax.semilogy(s, np.maximum(self.loss, tiny), "s-", ms=3, label="after retraction")
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         ax.legend(fontsize=8)
-        ax = axes[1]
+        ax = right
         ax.plot(s, self.distance_travelled, label="distance travelled")
         ax.plot(s, self.displacement, label="‖w_t − w*‖")
         ax.set_xlabel("step")
@@ -117,7 +149,7 @@ class ManifoldWalk(Result):
         if self.local_dimension is not None:
             title += f", PCA dim {self.local_dimension} (p − nk = {self.expected_dimension})"
         ax.set_title(title)
-        return axes
+        return fig
 
 
 def walk_manifold(

@@ -310,10 +310,23 @@ def hessian_operator(
     are multiplied by ``problem.loss_scale = 2/(nk)``). ``of="ggn"``: ``G = Σ_i J_iᵀ Λ_i J_i``
     (``JᵀJ`` times the same scale for MSE; ``Λ_i = diag(π_i) − π_iπ_iᵀ`` for cross-entropy).
 
-    Example:
-        >>> H = lg.hessian_operator(problem)                    # doctest: +SKIP
-        >>> scipy.sparse.linalg.eigsh(H, k=1, which="LA")       # doctest: +SKIP
-        >>> Hv = H.matvec_torch(v)                              # doctest: +SKIP
+    Example (the dense matrix is the oracle):
+        >>> import torch
+        >>> import lossgeometry as lg
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(8, 3, generator=g, dtype=torch.float64)
+        >>> Y = torch.randn(8, 2, generator=g, dtype=torch.float64)
+        >>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 2, seed=0).double(), X, Y)   # p = 50
+        >>> H = lg.hessian_operator(problem)                # at the model's parameters
+        >>> H.shape
+        (50, 50)
+        >>> v = torch.randn(problem.p, generator=g, dtype=torch.float64)
+        >>> torch.allclose(H.matvec_torch(v), problem.hvp(None, v))          # torch products
+        True
+        >>> import scipy.sparse.linalg                                       # SciPy protocol
+        >>> top = scipy.sparse.linalg.eigsh(H, k=1, which="LA", return_eigenvectors=False)
+        >>> abs(float(top[0]) - float(torch.linalg.eigvalsh(H.to_dense())[-1])) < 1e-10
+        True
 
     Args:
         problem: the Problem.

@@ -15,9 +15,9 @@ def training_section(ctx: Context) -> SectionOutput:
 
     tr = ctx.trajectory
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    tr.plot(axes[0], "loss")
+    tr.plot(axes[0], quantity="loss")
     axes[0].set_title("loss L(w_t)")
-    tr.plot(axes[1], "pl_ratio")
+    tr.plot(axes[1], quantity="pl_ratio")
     axes[1].set_title("PL ratio ‖∇L‖² / L")
     axes[2].plot(tr.steps, tr.distance, lw=1.8, color="C2")
     axes[2].set_xlabel("step")
