@@ -17,7 +17,7 @@ import lossgeometry as lg
 from lossgeometry.app.cli import app
 from lossgeometry.app.commands.sweep import parse_grid, parse_value
 from lossgeometry.app.report import build
-from lossgeometry.app.report.section import SECTIONS, SectionOutput, SectionSpec
+from lossgeometry.app.sections.base import SECTIONS, SectionOutput, SectionSpec
 from lossgeometry.app.sweep import (
     SweepResult,
     expand_grid,

@@ -10,7 +10,7 @@ from manifold_fixtures import exponential_problem, mlp_problem
 from typer.testing import CliRunner
 
 import lossgeometry as lg
-from lossgeometry.app.report.section import Context
+from lossgeometry.app.sections.base import Context
 
 
 def test_analyze_manifold_on_a_subset(tmp_path) -> None:
@@ -43,7 +43,7 @@ def _context(pr, tmp_path, options=None) -> Context:
 
 
 def test_report_section(tmp_path) -> None:
-    from lossgeometry.app.report.sections.manifold import manifold_section
+    from lossgeometry.app.sections.manifold import manifold_section
 
     pr = mlp_problem(n=12, d=4, width=16, k=2)
     out = manifold_section(_context(pr, tmp_path, {"max_equations": 16, "walk_steps": 1}))

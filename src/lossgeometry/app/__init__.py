@@ -2,7 +2,8 @@
 
 * :mod:`~lossgeometry.app.cli` and :mod:`~lossgeometry.app.commands`: ``lossgeometry …``;
 * :mod:`~lossgeometry.app.config`: typed TOML configurations;
-* :mod:`~lossgeometry.app.report`: the ``analyze`` report (sections, HTML);
+* :mod:`~lossgeometry.app.sections`: the report's sections (one study each, rendered);
+* :mod:`~lossgeometry.app.report`: the ``analyze`` report page (assembles the sections);
 * :mod:`~lossgeometry.app.experiments`: reproductions of the papers' experiments;
 * :mod:`~lossgeometry.app.sweep`: grids of configurations (local processes or Ray).
 

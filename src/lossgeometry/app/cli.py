@@ -95,7 +95,7 @@ def analyze(
 @app.command("sections")
 def list_sections() -> None:
     """List the report sections and whether they run by default."""
-    from lossgeometry.app.report.registry import available_sections
+    from lossgeometry.app.sections.registry import available_sections
 
     for s in available_sections():
         flag = "on " if s.default else "off"

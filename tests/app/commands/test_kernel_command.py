@@ -89,8 +89,8 @@ def test_report_section(tmp_path, tiny_config):
 
     matplotlib.use("Agg")
     from lossgeometry.app.config import load_config, setup
-    from lossgeometry.app.report.registry import available_sections
-    from lossgeometry.app.report.section import Context
+    from lossgeometry.app.sections.base import Context
+    from lossgeometry.app.sections.registry import available_sections
 
     spec = {s.name: s for s in available_sections()}["kernel"]
     cfg = load_config(tiny_config)

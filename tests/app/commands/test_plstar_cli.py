@@ -77,9 +77,9 @@ def test_certify_command_clean_error_for_cross_entropy(tmp_path):
 
 
 def test_report_section(tmp_path):
-    from lossgeometry.app.report.registry import available_sections
-    from lossgeometry.app.report.section import Context
-    from lossgeometry.app.report.sections.plstar import plstar_section
+    from lossgeometry.app.sections.base import Context
+    from lossgeometry.app.sections.plstar import plstar_section
+    from lossgeometry.app.sections.registry import available_sections
 
     assert "plstar" in {s.name for s in available_sections()}
     g = torch.Generator().manual_seed(0)

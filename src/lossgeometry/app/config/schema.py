@@ -124,7 +124,7 @@ class ReportConfig(ConfigTable):
         """Section names are registered sections (the closest is named when not)."""
         if self.sections is None and not self.tables:
             return  # nothing to look up: do not import the sections
-        from lossgeometry.app.report.registry import check_report
+        from lossgeometry.app.sections.registry import check_report
 
         check_report(self.sections, self.tables, where="")
 
@@ -153,7 +153,7 @@ class ReportConfig(ConfigTable):
 
     def schema_keys(self) -> dict[str, KeyKind]:
         """``sections`` and one table of free keys per registered section."""
-        from lossgeometry.app.report.registry import available_sections
+        from lossgeometry.app.sections.registry import available_sections
 
         return {"sections": "value", **{s.name: "free" for s in available_sections()}}
 

@@ -1,6 +1,9 @@
-"""The report: sections registered in a registry, assembled into a self-contained HTML page."""
+"""The ``analyze`` report: build the problem, run the enabled sections, write the page.
 
-from lossgeometry.app.report.registry import available_sections
-from lossgeometry.app.report.section import Context, SectionOutput, section
+:func:`~lossgeometry.app.report.build.build_report` assembles ``index.html``,
+``results.json`` and the figures from the sections of :mod:`lossgeometry.app.sections`.
+"""
 
-__all__ = ["Context", "SectionOutput", "available_sections", "section"]
+from lossgeometry.app.report.build import build_report
+
+__all__ = ["build_report"]

@@ -32,9 +32,9 @@ import torch
 
 from lossgeometry._version import __version__
 from lossgeometry.app.config import AnalyzeConfig, as_config, build_problem, run_training
-from lossgeometry.app.report import html
-from lossgeometry.app.report.registry import enabled_sections
-from lossgeometry.app.report.section import Context, SectionOutput, SectionSpec
+from lossgeometry.app.sections import html
+from lossgeometry.app.sections.base import Context, SectionOutput, SectionSpec
+from lossgeometry.app.sections.registry import enabled_sections
 from lossgeometry.results import atomic_write_json, atomic_write_text, to_jsonable
 from lossgeometry.train import Trajectory
 

@@ -61,7 +61,7 @@ class Context:
     def figure(self, fig: Any, filename: str, caption: str = "") -> str:
         """Save a matplotlib figure under ``figures/`` and return its HTML ``<figure>``."""
         from lossgeometry.app.figures import save_figure
-        from lossgeometry.app.report import html
+        from lossgeometry.app.sections import html
 
         save_figure(fig, self.outdir / "figures", filename, tight=False, bbox_tight=True)
         return html.figure(f"figures/{filename}", caption)

@@ -1,6 +1,6 @@
 """The report's list of sections: every registered section, and those a config switches on.
 
-Sections register themselves with :func:`lossgeometry.app.report.section.section` when their
+Sections register themselves with :func:`lossgeometry.app.sections.base.section` when their
 module under ``sections/`` is imported; this module imports them, answers which exist, and
 checks the section names of a ``[report]`` table (:func:`check_report`).
 """
@@ -10,8 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import lossgeometry.app.report.sections  # noqa: F401  (registers the built-in sections)
-from lossgeometry.app.report.section import SECTIONS, SectionSpec
+from lossgeometry.app.sections import (  # noqa: F401  (each registers itself, one line each)
+    alphabeta,
+    curvature,
+    kernel,
+    manifold,
+    plstar,
+    problem,
+    training,
+)
+from lossgeometry.app.sections.base import SECTIONS, SectionSpec
 from lossgeometry.options import OptionsError, closest, located, unknown_key_message
 
 

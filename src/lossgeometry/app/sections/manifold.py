@@ -21,8 +21,8 @@ found within ``max_iter`` Gauss–Newton iterations (e.g. an under-parameterized
 
 from __future__ import annotations
 
-from lossgeometry.app.report import html
-from lossgeometry.app.report.section import Context, SectionOutput, section
+from lossgeometry.app.sections import html
+from lossgeometry.app.sections.base import Context, SectionOutput, section
 
 
 @section("manifold", title="The manifold of global minima", order=60)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lossgeometry.app.report import html
-from lossgeometry.app.report.section import Context, SectionOutput, section
+from lossgeometry.app.sections import html
+from lossgeometry.app.sections.base import Context, SectionOutput, section
 
 
 @section("problem", title="Problem", order=10)

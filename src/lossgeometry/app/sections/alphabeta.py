@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lossgeometry.app.report import html
-from lossgeometry.app.report.section import Context, SectionOutput, section
+from lossgeometry.app.sections import html
+from lossgeometry.app.sections.base import Context, SectionOutput, section
 
 _OWN_RUN_KEYS = ("batch_size", "steps", "seeds", "optimizer", "lr")
 

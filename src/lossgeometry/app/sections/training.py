@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossgeometry.app.report import html
-from lossgeometry.app.report.section import Context, SectionOutput, section
+from lossgeometry.app.sections import html
+from lossgeometry.app.sections.base import Context, SectionOutput, section
 
 
 @section("training", title="Training and the PL ratio", order=20)

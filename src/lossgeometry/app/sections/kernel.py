@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from lossgeometry.app.report import html
-from lossgeometry.app.report.section import Context, SectionOutput, section
+from lossgeometry.app.sections import html
+from lossgeometry.app.sections.base import Context, SectionOutput, section
 
 
 @section("kernel", title="Tangent kernel", order=30)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lossgeometry.app.report import html
-from lossgeometry.app.report.section import Context, SectionOutput, section
+from lossgeometry.app.sections import html
+from lossgeometry.app.sections.base import Context, SectionOutput, section
 
 
 @section("curvature", title="Curvature: loss Hessian spectrum, density, trace", order=40)
