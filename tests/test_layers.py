@@ -114,3 +114,53 @@ def test_the_cycle_check_can_fail() -> None:
         assert _cycles(g) == [["a.x", "a.y"]]
     finally:
         ROOT = saved
+
+
+# What each part of the library may import (docs/design.md, "Two storeys: layout and
+# layers"). A part is a top-level module or package of lossgeometry; the application is one
+# part here (its inside is covered by the cycle test). Keep this table and the docs together.
+_BASE = {"_checks", "_compat", "_plotting", "_progress", "_version", "results", "options"}
+_PROBLEM = {
+    "problem",
+    "_problem_api",
+    "_problem_data",
+    "_problem_setup",
+    "_problem_views",
+    "_precision",
+}
+ALLOWED: dict[str, set[str]] = {
+    **{m: _BASE | _PROBLEM for m in _PROBLEM},
+    **{m: _BASE for m in _BASE},
+    "data": _BASE,
+    "models": _BASE,
+    "operators": _BASE | _PROBLEM,
+    "recording": _BASE | _PROBLEM,
+    "optim": _BASE,
+    "linalg": _BASE | {"operators"},
+    "train": _BASE | _PROBLEM | {"optim", "recording"},
+    "monitor": _BASE | _PROBLEM | {"recording"},
+    **{m: _BASE | _PROBLEM | {"operators", "linalg"} for m in ("kernel", "curvature", "manifold")},
+    "conditions": _BASE
+    | _PROBLEM
+    | {"operators", "linalg", "kernel", "curvature", "optim", "recording", "train"},
+    "examples": _BASE | {"conditions"},
+}
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_each_library_part_imports_only_what_the_design_allows(graph) -> None:
+    bad = []
+    for module in sorted(graph.modules):
+        part = _part(module)
+        if module == ROOT or _is_app(module):
+            continue
+        assert part in ALLOWED, f"{module}: add its part {part!r} to ALLOWED and to the docs"
+        for imported in graph.find_modules_directly_imported_by(module):
+            other = _part(imported)
+            if imported != ROOT and other != part and other not in ALLOWED[part]:
+                bad.append(f"{module} -> {imported}")
+    assert not bad, "imports the layer table does not allow:\n" + "\n".join(bad)
