@@ -198,8 +198,10 @@ def _read_json_object(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _typed_json_object(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON object in ``path``, which must have the ``__type__`` key :meth:`Result.save`
-    writes; an error names the file and a few of its keys otherwise."""
+    """The JSON object in ``path`` with the ``__type__`` key that :meth:`Result.save` writes.
+
+    An error names the file and a few of its keys otherwise.
+    """
     d = _read_json_object(path)
     if "__type__" not in d:
         keys = ", ".join(repr(k) for k in list(d)[:5]) + (", ..." if len(d) > 5 else "")

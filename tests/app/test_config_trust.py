@@ -117,6 +117,8 @@ def test_a_factory_from_the_command_line_or_python_is_the_users_own(tmp_path):
     assert cfg.model.kwargs == {"command": f"touch {marker}"}  # data: passed to the user's own
     over = load_config(overrides={"model": {"factory": "examples/my_model.py:make"}})
     assert over.model.is_factory
+    # another built-in model from the caller replaces the file's factory too
+    assert load_config(path, {"model": {"name": "mlp"}}).model.name == "mlp"
     assert not marker.exists()
 
 

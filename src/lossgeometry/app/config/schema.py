@@ -313,5 +313,5 @@ def load_config(
     except OptionsError as e:
         raise OptionsError(f"{path}: {e}" if path is not None else str(e)) from None
     if path is not None and not trust:
-        check_file_names_no_code(user, overrides, path)
+        check_file_names_no_code(cfg.to_dict(), overrides, path)
     return cfg

@@ -48,19 +48,22 @@ def _named_code(table: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
 
 
 def check_file_names_no_code(
-    user: Mapping[str, Any], overrides: Mapping[str, Any] | None, path: str | Path
+    effective: Mapping[str, Any], overrides: Mapping[str, Any] | None, path: str | Path
 ) -> None:
-    """Refuse a config file (``user``, the tables read from ``path``) that names code to run.
+    """Refuse a config read from ``path`` whose code keys came from the file.
 
-    A key of :data:`CODE_KEYS` set by the file is allowed only when ``overrides`` (the command
-    line, or the Python caller) replaces it: then the file's value is never imported.
+    ``effective`` is the merged config (defaults, then the file, then ``overrides``). The
+    built-in defaults name no code, so a key of :data:`CODE_KEYS` set there came from the file
+    unless ``overrides`` (the command line, or the Python caller) set it; a file's factory
+    that ``overrides`` replace (``--model``, or another ``[model] name``) is never imported
+    and is no reason to refuse.
 
     Raises:
         UntrustedConfigError: naming the file, the key and the three ways forward.
     """
-    replaced = {(t, k) for t, k, _ in _named_code(overrides or {})}
-    for tname, key, value in _named_code(user):
-        if (tname, key) in replaced:
+    from_caller = {(t, k) for t, k, _ in _named_code(overrides or {})}
+    for tname, key, value in _named_code(effective):
+        if (tname, key) in from_caller:
             continue
         raise UntrustedConfigError(
             f"{path}: [{tname}] {key} = {value!r} names code to import and run, and a config "
