@@ -53,6 +53,8 @@ def test_every_command_refuses_the_hostile_config(tmp_path, command):
     text = " ".join(res.output.split())
     assert "names code to import and run" in text and "--trust-config" in text
     assert not marker.exists()
+    res = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert "--trust-config" in res.output  # every command that reads a config takes it
 
 
 def test_analyze_and_sweep_refuse_the_hostile_config(tmp_path):
