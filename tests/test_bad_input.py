@@ -6,8 +6,10 @@ input and runs what a user would run. Extend the table when a new check is added
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import lossgeometry as lg
+from lossgeometry.app.config import build_problem, load_config
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,99 @@ CASES = [
         ),
         TypeError,
         r"the inputs of .* are list, not a tensor",
+    ),
+]
+
+
+def _file(name: str, text: str) -> str:
+    """A file in a fresh temporary folder (the table's calls take no fixtures)."""
+    path = Path(tempfile.mkdtemp(prefix="bad_input_")) / name
+    path.write_text(text)
+    return str(path)
+
+
+def _hostile_config() -> object:
+    marker = Path(tempfile.mkdtemp(prefix="bad_input_")) / "MARKER"
+    path = _file(
+        "c.toml", f'[model]\nfactory = "os:system"\n[model.kwargs]\ncommand = "touch {marker}"\n'
+    )
+    try:
+        return build_problem(load_config(path))
+    finally:
+        assert not marker.exists(), "the config ran a command"
+
+
+def _raising_factory() -> object:
+    spec = _file("fm.py", "def make(d_in, d_out):\n    raise RuntimeError('boom')\n") + ":make"
+    return build_problem(load_config(overrides={"model": {"factory": spec}, "data": {"n": 8}}))
+
+
+CASES += [
+    # -- configs (the typed config: keys and types named; issue #16)
+    Case(
+        "config-unknown-key",
+        lambda: load_config(overrides={"train": {"stpes": 3}}),
+        ValueError,
+        r"\[train\] stpes: unknown option; did you mean 'steps'",
+    ),
+    Case(
+        "config-float-seed",
+        lambda: load_config(overrides={"seed": 1.7}),
+        ValueError,
+        r"seed = 1.7: expected an integer",
+    ),
+    Case(
+        "config-sections-string",
+        lambda: load_config(overrides={"report": {"sections": "problem"}}),
+        ValueError,
+        r'sections = \["problem"\]',
+    ),
+    Case(
+        "config-data-string",
+        lambda: load_config(overrides={"data": "digits"}),
+        ValueError,
+        r'data = \'digits\': expected a table; write \[data\] name = "digits"',
+    ),
+    Case(
+        "config-file-names-code",
+        _hostile_config,
+        ValueError,
+        r"\[model\] factory = 'os:system' names code to import and run.*--trust-config",
+    ),
+    Case(
+        "config-loss-import-path",
+        lambda: load_config(overrides={"loss": {"name": "os:system"}}),
+        ValueError,
+        r"\[loss\] name = 'os:system'",
+    ),
+    Case(
+        "model-factory-raises",
+        _raising_factory,
+        ValueError,
+        r"model factory '.*fm\.py:make' raised RuntimeError: boom \(at fm\.py, line 2\)",
+    ),
+    # -- saved files
+    Case(
+        "load-result-not-a-result",
+        lambda: lg.load_result(_file("results.json", '{"meta": {}, "sections": {}}')),
+        ValueError,
+        r"results\.json is not a saved lossgeometry result: it has no '__type__' key",
+    ),
+    Case(
+        "load-result-not-json",
+        lambda: lg.load_result(_file("x.json", "not json")),
+        ValueError,
+        r"x\.json is not a saved lossgeometry result: it is not valid JSON",
+    ),
+    # -- eigensolvers that stop short
+    Case(
+        "arpack-no-eigenvalue",
+        lambda: lg.hessian_spectrum(
+            lg.Problem(_mlp(), X0, Y0), method="arpack", maxiter=1, tol=1e-14
+        ),
+        ValueError,
+        r"ARPACK stopped after maxiter=1 restarts with 0 of the 1 (largest|smallest) "
+        r"eigenvalues .* no estimate to return",
     ),
 ]
 

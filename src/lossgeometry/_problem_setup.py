@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 import torch
@@ -29,11 +30,40 @@ from lossgeometry._checks import (
 from lossgeometry._precision import HALF_DTYPES, PrecisionWarning, full_precision, measurement_dtype
 from lossgeometry._problem_data import _LoaderSource, _TensorSource
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "LossFn", "LossName", "ParamSpec", "ProblemSetup", "Reduction"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_REDUCTION",
+    "LossFn",
+    "LossName",
+    "ParamSpec",
+    "ProblemSetup",
+    "Reduction",
+    "default_reduction",
+]
 
 LossName = Literal["mse", "cross_entropy"]
 Reduction = Literal["sum", "mean"]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+DEFAULT_REDUCTION: Mapping[str, Reduction] = MappingProxyType(
+    {"mse": "sum", "cross_entropy": "mean"}
+)
+"""The one default ``reduction`` of each built-in loss (Python's ``Problem`` and configs alike).
+
+``"mse"``: ``"sum"``, ``L = ½ Σᵢ ‖fᵢ − yᵢ‖²`` (the PL* papers' loss, whose tangent-kernel
+bound ``µ = λ_min(K)`` needs no factor); ``"cross_entropy"``: ``"mean"``,
+``L = (1/n) Σᵢ −log softmax(fᵢ)[yᵢ]`` (torch's default, so a learning rate means what it
+means in a plain torch loop). A callable loss: ``"mean"``."""
+
+
+def default_reduction(loss_name: str) -> Reduction:
+    """The reduction a loss gets when none is given (:data:`DEFAULT_REDUCTION`; else ``"mean"``).
+
+    >>> default_reduction("mse"), default_reduction("cross_entropy")
+    ('sum', 'mean')
+    """
+    return DEFAULT_REDUCTION.get(loss_name, "mean")
+
 
 DEFAULT_CHUNK_SIZE = 1024
 
@@ -80,7 +110,7 @@ class ProblemSetup:
                 "(outputs, targets) -> per-sample losses of shape (batch,)"
             )
         if reduction is None:
-            reduction = "sum" if self.loss_name == "mse" else "mean"
+            reduction = default_reduction(self.loss_name)
         if reduction not in ("sum", "mean"):
             raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
         self.reduction: Reduction = reduction

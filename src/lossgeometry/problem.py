@@ -95,16 +95,19 @@ from lossgeometry._problem_api import DeveloperAPI
 from lossgeometry._problem_data import _cast, _LoaderSource, _TensorSource, dict_inputs_error
 from lossgeometry._problem_setup import (
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_REDUCTION,
     LossFn,
     LossName,
     ParamSpec,
     ProblemSetup,
     Reduction,
+    default_reduction,
 )
 from lossgeometry._problem_views import FunctionalViews
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_REDUCTION",
     "HALF_DTYPES",
     "LossFn",
     "LossName",
@@ -113,6 +116,7 @@ __all__ = [
     "Problem",
     "Reduction",
     "autocast_active",
+    "default_reduction",
     "full_precision",
     "measurement_dtype",
 ]
@@ -132,7 +136,8 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
         loss: ``"mse"``, ``"cross_entropy"`` or a callable returning per-sample losses
             ``(b,)`` from ``(outputs, targets)``.
         reduction: ``"sum"`` or ``"mean"``; see the module docstring for the exact formulas.
-            Default: ``"sum"`` for MSE (``L = ½ Σ‖f_i − y_i‖²``, the PL* paper's), ``"mean"``
+            Default: the loss's own (:data:`DEFAULT_REDUCTION`, the same in configs):
+            ``"sum"`` for MSE (``L = ½ Σ‖f_i − y_i‖²``, the PL* paper's), ``"mean"``
             otherwise.
         params: which parameters count: ``None`` (all with ``requires_grad``), a list of
             distinct parameter names, or a predicate ``(name, tensor) -> bool``. The others

@@ -91,8 +91,12 @@ class Trajectory(Result):
         return d
 
     def save(self, path: str | Path) -> Path:
-        """Save the record as JSON at ``path`` and the parameter tensors at ``path.pt``."""
+        """Save the record as JSON at ``path`` and the parameter tensors at ``path.pt``.
+
+        Missing parent directories are created; both files are written atomically.
+        """
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {k: getattr(self, k) for k in self._TENSORS if getattr(self, k) is not None}
         if tensors:
             tmp = path.with_name(path.name + ".pt.tmp")

@@ -25,7 +25,7 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
+import secrets
 import typing
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -77,14 +77,32 @@ def _from_json_float(x: Any) -> Any:
     return x
 
 
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """A new, empty file beside ``path`` for writing: ``(descriptor, name)``.
+
+    Created with mode ``0o666`` minus the process umask, as ``open(path, "w")`` would (so
+    ``umask 022`` gives ``0644``, like the figures); ``tempfile.mkstemp`` would give ``0600``.
+    ``O_EXCL`` and a random name make it private to this call.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # pragma: no cover - a 48-bit name taken
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")  # pragma: no cover
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (temporary file in the same folder, then rename).
 
     A reader never sees a half-written file, and an interrupted run leaves the old file intact.
+    The file's mode is ``0o666`` minus the umask, as for any file the process creates.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -147,19 +165,67 @@ class Result:
 
     @classmethod
     def load(cls: type[R], path: str | os.PathLike) -> R:
-        """Load a result saved with :meth:`save`."""
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-        name = d.get("__type__", cls.__name__)
+        """Load a result saved with :meth:`save`.
+
+        Raises:
+            ValueError: the file is not JSON, not a JSON object, or has no ``__type__`` key
+                (named, with what it holds).
+            TypeError: it holds another result class.
+        """
+        d = _typed_json_object(path)
+        name = d["__type__"]
         target = _REGISTRY.get(name, cls)
         if not issubclass(target, cls):
             raise TypeError(f"{path} holds a {name}, not a {cls.__name__}")
         return target.from_dict(d)  # type: ignore[return-value]
 
 
+def _read_json_object(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON object in ``path``; an error names the file when it holds something else."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{path} is not a saved lossgeometry result: it is not valid JSON ({e})"
+        ) from None
+    if not isinstance(d, dict):
+        raise ValueError(
+            f"{path} is not a saved lossgeometry result: it holds a JSON {type(d).__name__}, "
+            "not an object with a '__type__' key (save results with result.save(path))"
+        )
+    return d
+
+
+def _typed_json_object(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON object in ``path`` with the ``__type__`` key that :meth:`Result.save` writes.
+
+    An error names the file and a few of its keys otherwise.
+    """
+    d = _read_json_object(path)
+    if "__type__" not in d:
+        keys = ", ".join(repr(k) for k in list(d)[:5]) + (", ..." if len(d) > 5 else "")
+        raise ValueError(
+            f"{path} is not a saved lossgeometry result: it has no '__type__' key (its keys: "
+            f"{keys or 'none'}). Results are read from files written by result.save(path); a "
+            "report's results.json is plain JSON: read it with json.load"
+        )
+    return d
+
+
 def load_result(path: str | os.PathLike) -> Result:
-    """Load any saved :class:`Result`; the class is read from the file's ``__type__``."""
-    d = json.loads(Path(path).read_text(encoding="utf-8"))
-    name = d.get("__type__")
+    """Load any saved :class:`Result`; the class is read from the file's ``__type__``.
+
+    Raises:
+        ValueError: the file is not JSON, not an object, has no ``__type__`` key (e.g. a
+            report's ``results.json``, which is a summary, not a Result) or names no known
+            result class; the message names the file.
+    """
+    d = _typed_json_object(path)
+    name = d["__type__"]
     if name not in _REGISTRY:
-        raise ValueError(f"{path} does not hold a known lossgeometry result (type {name!r})")
+        raise ValueError(
+            f"{path} does not hold a known lossgeometry result: type {name!r} is no result "
+            "class of this version of lossgeometry"
+        )
     return _REGISTRY[name].from_dict(d)

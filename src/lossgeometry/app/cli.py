@@ -24,9 +24,10 @@ from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
     ProgressOpt,
+    TrustOpt,
     cli_errors,
-    console,
     load_cli_config,
+    say,
 )
 
 app = typer.Typer(
@@ -76,20 +77,25 @@ def analyze(
         ),
     ] = True,
     progress: ProgressOpt = None,
+    trust_config: TrustOpt = False,
 ) -> None:
-    """Train the configured problem and write a report (index.html, figures, results.json)."""
+    """Train the configured problem and write a report (index.html, figures, results.json).
+
+    The loss's reduction, unless the config sets loss.reduction, is that loss's
+    own default, the same as lg.Problem's: "sum" for mse (L = ½ Σᵢ ‖fᵢ − yᵢ‖²,
+    the PL* papers' loss; mse is the default loss) and "mean" for cross_entropy
+    (L = (1/n) Σᵢ −log softmax(fᵢ)_yᵢ). The report's Problem section shows it.
+    """
     from lossgeometry.app.report.build import build_report
 
     listed = [s.strip() for s in sections.split(",") if s.strip()] if sections else None
-    cfg = load_cli_config(config, model, listed)
+    cfg = load_cli_config(config, model, listed, trust=trust_config)
     try:
-        index = build_report(cfg, out, resume=resume, progress=progress, log=console.print)
+        index = build_report(cfg, out, resume=resume, progress=progress, log=say)
     except RuntimeError as e:  # sections failed; the report exists and shows the errors
-        from rich.markup import escape
-
-        console.print(f"[bold red]error:[/] {escape(str(e))}")
+        say(e, label="[bold red]error:[/]")
         raise typer.Exit(code=1) from None
-    console.print(f"[bold green]report:[/] {index.resolve()}")
+    say(index.resolve(), label="[bold green]report:[/]")
 
 
 @app.command("sections")

@@ -50,6 +50,7 @@ from lossgeometry.kernel.spectrum_free import (
     lobpcg_ends,
     thick_lanczos_ends,
 )
+from lossgeometry.linalg.arpack import not_converged_warning
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
@@ -212,8 +213,9 @@ def kernel_spectrum(
             problem is copied); eigenvalues are always taken in float64.
         maxiter: matrix-free limit: products for ``"lanczos"`` (default
             ``max(10·ncv, 2N)``), restarts for ``"arpack"`` (SciPy's default), iterations
-            for LOBPCG (500). A ``"lanczos"`` run that reaches it returns its current
-            estimates with ``converged=False`` and a ``RuntimeWarning``.
+            for LOBPCG (500). A run that reaches it returns its current estimates with
+            ``converged=False`` and a ``RuntimeWarning`` (ARPACK with no estimate at an
+            end: a ``ValueError``).
         block_size: LOBPCG block size (default ``max(k, 4)``).
         ncv: Lanczos basis size (default :func:`default_ncv` for ``"lanczos"``,
             :data:`LANCZOS_NCV` for ``"arpack"``).
@@ -326,7 +328,16 @@ def kernel_spectrum(
     R = (op @ torch.from_numpy(vecs)).cpu().double().numpy() - vecs * vals[None, :]
     resid = np.linalg.norm(R, axis=0)
     if method == "lobpcg":
-        converged = converged and bool(np.all(resid <= tol * float(np.max(np.abs(vals)))))
+        limit = tol * float(np.max(np.abs(vals)))
+        converged = converged and bool(np.all(resid <= limit))
+        if not converged:
+            not_converged_warning(
+                "LOBPCG",
+                f"{int(iters)} iterations (largest residual ‖Kv − λv‖ = {resid.max():.3g}, "
+                f"tol·λ_max = {limit:.3g})",
+                tol,
+                "increase maxiter or tol, or use method='lanczos'",
+            )
     lmin, lmax = float(vals[0]), float(vals[-1])
     return KernelSpectrum(
         lambda_min=lmin,

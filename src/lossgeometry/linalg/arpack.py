@@ -5,6 +5,11 @@ Both take any square symmetric operator SciPy accepts (a
 they add to a plain call: the eigenpairs sorted ascending, partial results instead of an
 exception when ARPACK stops at ``maxiter`` (with ``converged=False``), and LOBPCG's
 convergence warnings silenced (its callers judge convergence on the true residuals).
+
+A solver that stops before every wanted eigenpair met its tolerance says so as the Lanczos
+path does (:func:`not_converged_warning`: what stopped it, the tolerance, what to do, and
+that the result reports ``converged=False``); ARPACK stopping with no eigenvalue at all is
+an error that says which end, after how many restarts, and what to do instead.
 """
 
 from __future__ import annotations
@@ -14,7 +19,32 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["eigsh_end", "lobpcg_end"]
+__all__ = ["eigsh_end", "lobpcg_end", "not_converged_warning"]
+
+_ENDS = {
+    "LA": "largest",
+    "SA": "smallest",
+    "LM": "largest-magnitude",
+    "SM": "smallest-magnitude",
+}
+
+
+def _tol_text(tol: float) -> str:
+    return f"tol={tol:g}" if tol > 0 else "tol=0 (machine precision)"
+
+
+def not_converged_warning(solver: str, stopped: str, tol: float, todo: str) -> None:
+    """The one warning of a solver that stopped before every wanted eigenpair met ``tol``.
+
+    ``"{solver} stopped after {stopped} before every wanted eigenpair met tol={tol}: {todo};
+    the result reports converged=False"`` as a ``RuntimeWarning`` (the Lanczos path's words).
+    """
+    warnings.warn(
+        f"{solver} stopped after {stopped} before every wanted eigenpair met "
+        f"{_tol_text(tol)}: {todo}; the result reports converged=False",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def eigsh_end(
@@ -29,7 +59,7 @@ def eigsh_end(
     vectors: bool = True,
     min_found: int | None = None,
     warn: bool = False,
-    hint: str = "raise maxiter or tol",
+    hint: str = "increase maxiter or tol",
 ) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """``k`` eigenpairs at one end by ARPACK (``scipy.sparse.linalg.eigsh``).
 
@@ -48,14 +78,17 @@ def eigsh_end(
         vectors: also return the eigenvectors (else ``None``).
         min_found: when ARPACK does not converge, accept a partial result with at least this
             many eigenvalues (default ``k``).
-        warn: issue a ``RuntimeWarning`` when ARPACK does not converge.
-        hint: what to do, for the error message.
+        warn: issue a ``RuntimeWarning`` (:func:`not_converged_warning`) when ARPACK returns
+            a partial result (the measurements that report ``converged`` pass ``True``).
+        hint: what to do, for the warning and the error message.
 
     Returns:
         ``(values, vectors, converged)``, values ascending, vectors as matching columns.
 
     Raises:
-        ValueError: ARPACK stopped with fewer than ``min_found`` eigenvalues.
+        ValueError: ARPACK stopped with fewer than ``min_found`` eigenvalues (``"ARPACK
+            stopped after maxiter=… restarts with 0 of the 1 smallest eigenvalues converged
+            to tol=…: …"``).
     """
     from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
@@ -72,18 +105,25 @@ def eigsh_end(
             )  # fmt: skip
         converged = True
     except ArpackNoConvergence as e:
-        if warn:
-            warnings.warn(
-                f"ARPACK did not converge for which={which!r}: {e}", RuntimeWarning, stacklevel=3
-            )
         vals, vecs, converged = e.eigenvalues, e.eigenvectors if vectors else None, False
         need = k if min_found is None else min_found
-        if vals is None or len(vals) < need:
-            found = 0 if vals is None else len(vals)
+        found = 0 if vals is None else len(vals)
+        end = _ENDS.get(which, which)
+        limit = (
+            f"maxiter={maxiter} restarts"
+            if maxiter is not None
+            else f"SciPy's default maxiter ({10 * A.shape[0]} restarts)"
+        )
+        if found < need:
             raise ValueError(
-                f"ARPACK found only {found} of {k} eigenvalues (which={which!r}) within "
-                f"maxiter={maxiter}: {hint}"
+                f"ARPACK stopped after {limit} with {found} of the {k} {end} eigenvalues "
+                f"(which={which!r}) converged to {_tol_text(tol)}, so it has no estimate to "
+                f"return: {hint}"
             ) from None
+        if warn:
+            not_converged_warning(
+                "ARPACK", f"{limit} ({found} of the {k} {end} eigenvalues converged)", tol, hint
+            )
     vals = np.asarray(vals)
     order = np.argsort(vals)
     return vals[order], (None if vecs is None else vecs[:, order]), converged

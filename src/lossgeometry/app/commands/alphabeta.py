@@ -15,7 +15,15 @@ import numpy as np
 import typer
 
 from lossgeometry.app.commands._defaults import study_options, with_default
-from lossgeometry.app.options import ConfigOpt, ModelOpt, ProgressOpt, cli_errors, load_cli_config
+from lossgeometry.app.options import (
+    ConfigOpt,
+    ModelOpt,
+    ProgressOpt,
+    TrustOpt,
+    cli_errors,
+    load_cli_config,
+    show,
+)
 from lossgeometry.conditions.alphabeta_study import AlphaBetaOptions as AO
 
 EXAMPLE_ALPHA_MAX = 5.0
@@ -81,6 +89,7 @@ def alphabeta_command(
         Path, typer.Option("--out", "-o", help="Output directory (alphabeta.json, PNG).")
     ] = Path("alphabeta"),
     progress: ProgressOpt = None,
+    trust_config: TrustOpt = False,
 ) -> None:
     """The α-β-condition, Aiming and PL along a training run (or on an analytic example)."""
     import matplotlib
@@ -92,7 +101,7 @@ def alphabeta_command(
 
     from lossgeometry.results import atomic_write_json
 
-    console = Console()
+    console = Console(markup=False)  # every line below is text (paths, names)
     out.mkdir(parents=True, exist_ok=True)
     opts = study_options(
         AO,
@@ -111,7 +120,7 @@ def alphabeta_command(
     from lossgeometry.conditions.alphabeta_study import alphabeta_study
     from lossgeometry.curvature.stepsize import auto_lr
 
-    cfg = load_cli_config(config, model)
+    cfg = load_cli_config(config, model, trust=trust_config)
     s = setup(cfg, do_train=False, progress=progress)
     tcfg = cfg["train"]
     if lr is None:
@@ -165,7 +174,7 @@ def alphabeta_command(
         table.add_row("PL µ (δ = 2)", f"{summary['pl']['delta=2']:.4g}")
     table.add_row("final loss (mean)", f"{float(np.mean(trace.final_loss)):.4g}")
     table.add_row("replay error", f"{float(trace.replay_error.max()):.2g}")
-    console.print(table)
+    show(table)
     console.print(f"wrote {out / 'alphabeta.json'}, {out / 'trace.json'}, {out / 'alphabeta.png'}")
 
 
@@ -189,7 +198,9 @@ def _example(name: str, opts: Any, out: Path, console: Any) -> None:
     fig.savefig(out / f"{name}.png", dpi=130)
     plt.close(fig)
     s = chk.summary()
-    console.print(f"[bold]{ex.name}[/]: {ex.description}; S = {ex.minimizers}")
+    from rich.text import Text
+
+    console.print(Text.assemble((ex.name, "bold"), f": {ex.description}; S = {ex.minimizers}"))
     console.print(f"pairs holding on {s['points']} points: {s['pairs_holding']} of {s['pairs']}")
     console.print(f"smallest pair (α ≥ β + {margin:g}): {s['smallest_pair']}")
     if region:

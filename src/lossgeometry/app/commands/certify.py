@@ -17,9 +17,12 @@ from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
     ProgressOpt,
+    TrustOpt,
     cli_errors,
     console,
     load_cli_config,
+    say,
+    show,
 )
 from lossgeometry.conditions.plstar_study import PLStarOptions as PO
 
@@ -90,6 +93,7 @@ def certify_command(
         Path, typer.Option("--out", "-o", help="JSON file for the certificate and checks.")
     ] = Path("certificate.json"),
     progress: ProgressOpt = None,
+    trust_config: TrustOpt = False,
 ) -> None:
     """Estimate µ = min λ_min(K), L_F and β_F in a ball around w0 and certify GD (PL*).
 
@@ -105,7 +109,7 @@ def certify_command(
     from lossgeometry.conditions.plstar_study import plstar_study
     from lossgeometry.results import atomic_write_json
 
-    cfg = load_cli_config(config, model)
+    cfg = load_cli_config(config, model, trust=trust_config)
     opts = study_options(
         PO,
         samples=samples,
@@ -152,6 +156,6 @@ def certify_command(
         else:
             table.add_row("SGD step", "none (µ = 0)")
     atomic_write_json(out, results)
-    console.print(table)
-    console.print(("[green]" if cert.certified else "[yellow]") + cert.verdict)
-    console.print(f"[bold green]results:[/] {out}")
+    show(table, err=True)
+    console.print(cert.verdict, style="green" if cert.certified else "yellow", markup=False)
+    say(out, label="[bold green]results:[/]")

@@ -13,7 +13,16 @@ from typing import Annotated, Any
 import typer
 
 from lossgeometry.app.commands._defaults import study_options, with_default
-from lossgeometry.app.options import ConfigOpt, ModelOpt, ProgressOpt, cli_errors, load_cli_config
+from lossgeometry.app.options import (
+    ConfigOpt,
+    ModelOpt,
+    ProgressOpt,
+    TrustOpt,
+    cli_errors,
+    load_cli_config,
+    say,
+    show,
+)
 from lossgeometry.curvature.profile import CurvatureOptions as CO
 
 
@@ -108,6 +117,7 @@ def hessian_command(
         Path, typer.Option("--out", "-o", help="Output directory (hessian.json, PNG).")
     ] = Path("hessian"),
     progress: ProgressOpt = None,
+    trust_config: TrustOpt = False,
 ) -> None:
     """Both ends of the loss Hessian's spectrum, its trace and density (and ‖D²F‖)."""
     from rich.console import Console
@@ -121,7 +131,7 @@ def hessian_command(
         raise ValueError(f"--criterion must be 'eigenvalue' or 'residual', got {criterion!r}")
     if point not in ("init", "trained", "both"):
         raise ValueError(f"--point must be 'init', 'trained' or 'both', got {point!r}")
-    cfg = load_cli_config(config, model)
+    cfg = load_cli_config(config, model, trust=trust_config)
     opts = study_options(
         CO,
         top=top,
@@ -194,7 +204,7 @@ def hessian_command(
             str(prof.matvecs),
         )
     path = atomic_write_json(out / "hessian.json", summary)
-    console.print(table)
+    show(table)
     for note in dict.fromkeys(notes):
-        console.print(f"[yellow]note:[/] {note}")
-    console.print(f"[bold green]written:[/] {path}")
+        say(note, label="[yellow]note:[/]", out=console)
+    say(path, label="[bold green]written:[/]", out=console)

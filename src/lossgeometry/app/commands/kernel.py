@@ -17,9 +17,12 @@ from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
     ProgressOpt,
+    TrustOpt,
     cli_errors,
     console,
     load_cli_config,
+    say,
+    show,
 )
 from lossgeometry.kernel.change import KernelChangeOptions as KO
 
@@ -82,6 +85,7 @@ def kernel_command(
         typer.Option(help="Also save the dense kernel(s) as .npy (suffixed _init/_trained)."),
     ] = None,
     progress: ProgressOpt = None,
+    trust_config: TrustOpt = False,
 ) -> None:
     """Compute the tangent kernel K = DF DFᵀ and its spectrum (λ_min, λ_max, condition number).
 
@@ -98,7 +102,7 @@ def kernel_command(
 
     if at not in ("init", "trained", "both"):
         raise ValueError(f"--at must be 'init', 'trained' or 'both', got {at!r}")
-    cfg = load_cli_config(config, model)
+    cfg = load_cli_config(config, model, trust=trust_config)
     opts = study_options(
         KO,
         method=method,
@@ -150,7 +154,7 @@ def kernel_command(
             path = save_kernel.with_name(f"{save_kernel.stem}_{name}.npy")
             path.parent.mkdir(parents=True, exist_ok=True)
             np.save(path, K.cpu().numpy())
-            console.print(f"kernel ({name}): {path}")
+            say(f"kernel ({name}): {path}")
 
     table = Table(title=f"tangent kernel, N = {ch.size} (p = {pb.p})")
     for col in ("point", "λ_min", "λ_max", "κ", "method", "seconds"):
@@ -169,10 +173,10 @@ def kernel_command(
         if ch.loss_scale is not None:
             row.append(f"{results['pl_star_mu'][name]:.6g}")
         table.add_row(*row)
-    console.print(table)
+    show(table, err=True)
     if "relative_change" in results:
         console.print(
             f"relative kernel change ‖K(w_T) − K(w_0)‖_F/‖K(w_0)‖_F = "
             f"{results['relative_change']:.4g}"
         )
-    console.print(f"[bold green]results:[/] {out}")
+    say(out, label="[bold green]results:[/]")

@@ -12,9 +12,11 @@ from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
     ProgressOpt,
+    TrustOpt,
     cli_errors,
-    console,
     load_cli_config,
+    say,
+    show,
 )
 from lossgeometry.manifold.options import ManifoldOptions as MO
 
@@ -79,6 +81,7 @@ def manifold_command(
         Path | None, typer.Option(help="Also save the 2×2 summary figure (PNG).")
     ] = None,
     progress: ProgressOpt = None,
+    trust_config: TrustOpt = False,
 ) -> None:
     """Find a global minimum and measure the manifold of minima through it.
 
@@ -92,7 +95,7 @@ def manifold_command(
     from lossgeometry.manifold.analysis import analyze_manifold
     from lossgeometry.results import atomic_write_json
 
-    cfg = load_cli_config(config, model)
+    cfg = load_cli_config(config, model, trust=trust_config)
     opts = study_options(
         MO,
         max_equations=max_equations,
@@ -124,11 +127,11 @@ def manifold_command(
     table.add_column("value", justify="right")
     for k, v in res.summary().items():
         table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
-    console.print(table)
+    show(table, err=True)
     for n in res.notes:
-        console.print(f"[yellow]note:[/] {n}")
+        say(n, label="[yellow]note:[/]")
     if not res.success:
-        console.print(f"[bold red]no interpolant:[/] {res.reason}")
+        say(res.reason, label="[bold red]no interpolant:[/]")
     if figure is not None and res.success:
         import matplotlib
 
@@ -139,5 +142,5 @@ def manifold_command(
         figure.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(figure, dpi=130, bbox_inches="tight")
         plt.close(fig)
-        console.print(f"[bold green]figure:[/] {figure}")
-    console.print(f"[bold green]results:[/] {out}")
+        say(figure, label="[bold green]figure:[/]")
+    say(out, label="[bold green]results:[/]")

@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from lossgeometry.app.options import ConfigOpt, ProgressOpt, cli_errors, console, fail
+from lossgeometry.app.options import (
+    ConfigOpt,
+    ProgressOpt,
+    TrustOpt,
+    cli_errors,
+    fail,
+    say,
+    show,
+)
 
 
 def parse_value(text: str) -> Any:
@@ -81,6 +89,7 @@ def sweep_command(
         ),
     ] = True,
     progress: ProgressOpt = None,
+    trust_config: TrustOpt = False,
 ) -> None:
     """Run a grid of configurations: one report (or experiment) per point, then a table.
 
@@ -88,16 +97,18 @@ def sweep_command(
     config.json and outputs; OUT/sweep.json holds the table. Rerunning skips finished runs
     and retries failed ones. Exits with status 1 if any run failed.
     """
-    from rich.console import Console
-    from rich.markup import escape
-
     from lossgeometry.app.sweep.core import sweep
 
     if experiment is not None and config is not None:
         fail("give either a config (-c) or an experiment argument, not both")
     if not grid:
         fail("give at least one --grid KEY=V1,V2,... (e.g. --grid model.width=64,128)")
-    source = config if config is not None else experiment
+    source: Any = config if config is not None else experiment
+    if trust_config and config is not None and job == "analyze":
+        from lossgeometry.app.config import load_config
+
+        # the file read here, trusted; the sweep gets its tables (as from Python)
+        source = load_config(config, trust=True).to_dict()
     try:
         result = sweep(
             source,
@@ -112,10 +123,9 @@ def sweep_command(
     except ImportError as e:  # backend="ray" without ray
         fail(str(e))
         raise  # unreachable
-    Console().print(result.rich_table())
+    show(result.rich_table())
     for r in result.failed:
-        msg = escape(f"{r.name}: {r.error} (see {r.directory}/error.json)")
-        console.print(f"[bold red]failed:[/] {msg}")
-    console.print(f"[bold green]sweep:[/] {Path(result.out).resolve() / 'sweep.json'}")
+        say(f"{r.name}: {r.error} (see {r.directory}/error.json)", label="[bold red]failed:[/]")
+    say(Path(result.out).resolve() / "sweep.json", label="[bold green]sweep:[/]")
     if result.failed:
         raise typer.Exit(code=1)

@@ -14,12 +14,13 @@ dict (``config.json``, config hashes).
 Modules: :mod:`~.base` (the typed-table base, :func:`merge`, :data:`DTYPES`), :mod:`~.tables`
 (``[data]`` and ``[model]``, checked against the loader's and the builder's signatures),
 :mod:`~.schema` (the other tables and :func:`load_config`), :mod:`~.factory` (user model
-factories), :mod:`~.build` (the :class:`Problem` and the training run of a config).
+factories), :mod:`~.trust` (a config file is data: it names no code unless trusted),
+:mod:`~.build` (the :class:`Problem` and the training run of a config).
 """
 
 from lossgeometry.app.config.base import DTYPES, ConfigTable, KeyKind, merge, resolve_dtype
 from lossgeometry.app.config.build import Setup, build_problem, run_training, setup
-from lossgeometry.app.config.factory import load_factory
+from lossgeometry.app.config.factory import ModelFactoryError, load_factory
 from lossgeometry.app.config.schema import (
     DEFAULT_CONFIG,
     AnalyzeConfig,
@@ -31,6 +32,7 @@ from lossgeometry.app.config.schema import (
     read_toml,
 )
 from lossgeometry.app.config.tables import DataConfig, ModelConfig, data_options, model_options
+from lossgeometry.app.config.trust import UntrustedConfigError
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -41,9 +43,11 @@ __all__ = [
     "KeyKind",
     "LossConfig",
     "ModelConfig",
+    "ModelFactoryError",
     "ReportConfig",
     "Setup",
     "TrainConfig",
+    "UntrustedConfigError",
     "as_config",
     "build_problem",
     "data_options",

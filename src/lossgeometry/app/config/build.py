@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from lossgeometry.app.config.base import resolve_dtype
-from lossgeometry.app.config.factory import load_factory
+from lossgeometry.app.config.factory import call_factory, load_factory
 from lossgeometry.app.config.schema import AnalyzeConfig, as_config
 from lossgeometry.app.config.tables import DataConfig, ModelConfig
 from lossgeometry.curvature.stepsize import auto_lr
@@ -67,7 +67,7 @@ def _build_factory_model(
         if name in params and name not in kwargs and val is not None:
             kwargs[name] = val
     torch.manual_seed(seed)
-    made = fn(**kwargs)
+    made = call_factory(mcfg.factory, fn, kwargs)
     if isinstance(made, tuple) and len(made) == 3:
         model, X, Y = made
         return model, X, Y, f"{mcfg.factory} (own data)"

@@ -28,8 +28,9 @@ from typing import Any
 
 from lossgeometry.app.config.base import ConfigTable, KeyKind, merge, resolve_dtype
 from lossgeometry.app.config.tables import DataConfig, ModelConfig, as_table, model_key
+from lossgeometry.app.config.trust import check_file_names_no_code
 from lossgeometry.options import OptionsError, closest, located
-from lossgeometry.problem import LossName, Reduction
+from lossgeometry.problem import LossName, Reduction, default_reduction
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,10 +56,17 @@ class LossConfig(ConfigTable):
     name: LossName = "mse"
     """``"mse"`` or ``"cross_entropy"`` (integer class targets)."""
     reduction: Reduction | None = None
-    """``"sum"`` (mse: ``L = ½ Σᵢ‖fᵢ − yᵢ‖²``) or ``"mean"``; unset: the Problem's default
-    for the loss. The built-in config sets ``"sum"``."""
+    """``"sum"`` or ``"mean"``; unset: the loss's own default, the same as Python's
+    ``Problem`` (:data:`~lossgeometry.problem.DEFAULT_REDUCTION`: ``"sum"`` for mse,
+    ``L = ½ Σᵢ‖fᵢ − yᵢ‖²``; ``"mean"`` for cross_entropy). Left unset in the built-in
+    config, so changing only ``name`` never carries one loss's reduction to another."""
     chunk_size: int | None = None
     """Samples per chunk of the full-data passes (unset: the Problem's default)."""
+
+    @property
+    def effective_reduction(self) -> Reduction:
+        """``reduction``, or the loss's default when unset (what the Problem will use)."""
+        return self.reduction if self.reduction is not None else default_reduction(self.name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,18 +181,15 @@ def _default_model() -> ModelConfig:
     )
 
 
-def _default_loss() -> LossConfig:
-    return LossConfig(name="mse", reduction="sum")
-
-
 @dataclasses.dataclass(frozen=True)
 class AnalyzeConfig(ConfigTable):
     """The config of ``lossgeometry analyze`` (and of the commands that build its problem).
 
     ``AnalyzeConfig()`` is the built-in default: an over-parameterized MLP (width 256, NTK
-    parameterization) on 128 scikit-learn digits, MSE ``½Σ‖f − y‖²``, 400 full-batch GD steps
-    at ``lr = 1/λ_max``. :meth:`from_mapping` reads a complete config (``config.json``);
-    :func:`load_config` and :func:`as_config` first fill in the defaults.
+    parameterization) on 128 scikit-learn digits, MSE ``½Σ‖f − y‖²`` (mse's default
+    reduction, ``"sum"``), 400 full-batch GD steps at ``lr = 1/λ_max``.
+    :meth:`from_mapping` reads a complete config (``config.json``); :func:`load_config` and
+    :func:`as_config` first fill in the defaults.
     """
 
     seed: int = 0
@@ -197,7 +202,7 @@ class AnalyzeConfig(ConfigTable):
     """Free text (optional)."""
     data: DataConfig = dataclasses.field(default_factory=_default_data)
     model: ModelConfig = dataclasses.field(default_factory=_default_model)
-    loss: LossConfig = dataclasses.field(default_factory=_default_loss)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
 
@@ -279,7 +284,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(
-    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    trust: bool = False,
 ) -> AnalyzeConfig:
     """Read a TOML config (or none), fill in the defaults, apply ``overrides``, check it all.
 
@@ -287,14 +295,23 @@ def load_config(
     the result (:func:`~lossgeometry.app.config.base.merge`); a ``[model]`` table that names
     another model or a ``factory`` replaces the default model's table instead.
 
+    A config file is data: it may not name code to run (``[model] factory``) unless
+    ``trust=True`` (``--trust-config``) or ``overrides`` replaces that key (``--model``); see
+    :mod:`~lossgeometry.app.config.trust`. ``overrides`` come from the caller and are trusted.
+
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: the TOML does not parse; :class:`~lossgeometry.options.OptionsError` for
-            an unknown key or a bad value, naming the file, the table and the key.
+            an unknown key or a bad value, naming the file, the table and the key;
+            :class:`~lossgeometry.app.config.trust.UntrustedConfigError` for a file that names
+            a model factory without ``trust``.
     """
     user = read_toml(path) if path is not None else {}
     merged = _overlay(_overlay(DEFAULT_CONFIG, user), overrides or {})
     try:
-        return AnalyzeConfig.from_mapping(merged)
+        cfg = AnalyzeConfig.from_mapping(merged)
     except OptionsError as e:
         raise OptionsError(f"{path}: {e}" if path is not None else str(e)) from None
+    if path is not None and not trust:
+        check_file_names_no_code(cfg.to_dict(), overrides, path)
+    return cfg

@@ -36,6 +36,8 @@ def problem_section(ctx: Context) -> SectionOutput:
         + html.kv_table(
             {
                 "loss": loss_formula,
+                "reduction": pb.reduction
+                + ("" if "reduction" in ctx.config.get("loss", {}) else " (the loss's default)"),
                 "data": ctx.config.get("data", {}).get("name", "?"),
                 "model": ", ".join(f"{k}={v}" for k, v in model_cfg.items()),
                 "dtype / device": f"{s['dtype']} / {s['device']}",

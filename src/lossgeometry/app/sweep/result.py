@@ -205,6 +205,7 @@ class SweepResult(Result):
     def rich_table(self, metrics: list[str] | None = None) -> Any:
         """The table as a :class:`rich.table.Table` (default metrics: :meth:`headline`)."""
         from rich.table import Table
+        from rich.text import Text  # cells are text, never console markup
 
         names = self.headline() if metrics is None else list(metrics)
         labels = self.param_labels()
@@ -220,10 +221,10 @@ class SweepResult(Result):
         style = {"done": "green", "skipped": "cyan", "failed": "bold red", "pending": "dim"}
         for r in self.runs:
             table.add_row(
-                *[_fmt(r.params.get(k)) for k in self.grid],
-                f"[{style[r.status]}]{r.status}[/]",
+                *[Text(_fmt(r.params.get(k))) for k in self.grid],
+                Text(r.status, style=style[r.status]),
                 "—" if math.isnan(r.seconds) else f"{r.seconds:.2f}",
-                *[_fmt(r.metrics.get(m)) for m in names],
+                *[Text(_fmt(r.metrics.get(m))) for m in names],
             )
         return table
 
