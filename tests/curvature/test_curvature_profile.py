@@ -53,7 +53,7 @@ def test_lanczos_route_and_parts_switched_off(problem):
     w = problem.params()
     ev = torch.linalg.eigvalsh(dense_hessian(problem, w)).numpy()
     opts = CurvatureOptions(
-        top=1, bottom=2, method="lanczos", tol=1e-8, trace=False, density=False, bound=False
+        top=1, bottom=2, solver="lanczos", tol=1e-8, trace=False, density=False, bound=False
     )
     prof = curvature_profile(problem, w, options=opts)
     assert prof.spectrum.method == "lanczos"

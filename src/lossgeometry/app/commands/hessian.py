@@ -48,10 +48,10 @@ def hessian_command(
             )
         ),
     ] = None,
-    method: Annotated[
+    solver: Annotated[
         str | None,
         typer.Option(
-            help=with_default("Eigen-solver: auto, lanczos, arpack or dense.", CO, "method")
+            help=with_default("Eigen-solver: auto, lanczos, arpack or dense.", CO, "solver")
         ),
     ] = None,
     of: Annotated[
@@ -128,7 +128,7 @@ def hessian_command(
         bottom=bottom,
         tol=tol,
         criterion=criterion,
-        method=method,
+        solver=solver,
         of=of,
         trace=trace,
         density=density,

@@ -35,12 +35,10 @@ def kernel_command(
             "training) or 'both' (also reports the relative kernel change)."
         ),
     ] = "init",
-    method: Annotated[
+    solver: Annotated[
         str | None,
         typer.Option(
-            help=with_default(
-                "Spectrum method: auto, dense, lanczos, arpack or lobpcg.", KO, "method"
-            )
+            help=with_default("Eigen-solver: auto, dense, lanczos, arpack or lobpcg.", KO, "solver")
         ),
     ] = None,
     kernel_method: Annotated[
@@ -51,9 +49,13 @@ def kernel_command(
             )
         ),
     ] = None,
-    k: Annotated[
+    num_eigenvalues: Annotated[
         int | None,
-        typer.Option("-k", help=with_default("Matrix-free: eigenvalues at each end.", KO, "k")),
+        typer.Option(
+            "--num-eigenvalues",
+            "-k",
+            help=with_default("Matrix-free: eigenvalues at each end.", KO, "num_eigenvalues"),
+        ),
     ] = None,
     tol: Annotated[
         float | None, typer.Option(help=with_default("Matrix-free solver tolerance.", KO, "tol"))
@@ -101,9 +103,9 @@ def kernel_command(
     cfg = load_cli_config(config, model)
     opts = study_options(
         KO,
-        method=method,
+        solver=solver,
         kernel_method=kernel_method,
-        k=k,
+        num_eigenvalues=num_eigenvalues,
         tol=tol,
         outputs=outputs,
         max_size=max_size,
@@ -127,7 +129,7 @@ def kernel_command(
     if save_kernel is not None and not kernels:
         raise ValueError(
             f"--save-kernel needs the dense kernel, but it was computed matrix-free by "
-            f"{ch.solver!r} (N = {ch.size}): pass --method dense or raise --max-size"
+            f"{ch.solver!r} (N = {ch.size}): pass --solver dense or raise --max-size"
         )
     specs = dict(zip(names, (ch.start, ch.end), strict=False))
     results: dict[str, Any] = {
@@ -153,7 +155,7 @@ def kernel_command(
             console.print(f"kernel ({name}): {path}")
 
     table = Table(title=f"tangent kernel, N = {ch.size} (p = {pb.p})")
-    for col in ("point", "λ_min", "λ_max", "κ", "method", "seconds"):
+    for col in ("point", "λ_min", "λ_max", "κ", "solver", "seconds"):
         table.add_column(col)
     if ch.loss_scale is not None:
         table.add_column("µ = 2cλ_min")
