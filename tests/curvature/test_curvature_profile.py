@@ -84,6 +84,9 @@ def test_bound_is_skipped_with_a_note_for_cross_entropy():
         ({"tol": -1.0}, "must be positive"),
         ({"of": "fisher"}, "choose one of 'loss', 'ggn'"),
         ({"bound": "yes"}, "expected true or false"),
+        ({"solver": "power"}, "choose one of 'auto', 'lanczos'"),
+        # the former name of the eigen-solver is hinted by the new one
+        ({"method": "dense"}, r"method: unknown option; did you mean 'solver'\?"),
     ],
 )
 def test_options_errors(data, msg):

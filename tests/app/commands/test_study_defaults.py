@@ -60,6 +60,13 @@ def test_bad_option_values_are_clean_cli_errors(tmp_path):
     assert res.exit_code == 2 and "choose one of" in res.output
 
 
+@pytest.mark.parametrize("command", ["hessian", "kernel"])
+def test_former_method_flag_names_the_solver_flag(command, tmp_path):
+    res = runner.invoke(app, [command, "--method", "dense", "-o", str(tmp_path / "x")])
+    assert res.exit_code == 2
+    assert "--method is now called --solver: pass --solver dense" in " ".join(res.output.split())
+
+
 @pytest.mark.parametrize("name", sorted(bundled_configs()))
 @pytest.mark.parametrize("full", [False, True])
 def test_bundled_experiment_configs_are_typed(name, full):

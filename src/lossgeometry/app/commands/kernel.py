@@ -12,7 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
-from lossgeometry.app.commands._defaults import study_options, with_default
+from lossgeometry.app.commands._defaults import (
+    refuse_former_flag,
+    study_options,
+    with_default,
+)
 from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
@@ -40,6 +44,9 @@ def kernel_command(
         typer.Option(
             help=with_default("Eigen-solver: auto, dense, lanczos, arpack or lobpcg.", KO, "solver")
         ),
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(hidden=True, help="Former name of --solver (refused).")
     ] = None,
     kernel_method: Annotated[
         str | None,
@@ -98,6 +105,7 @@ def kernel_command(
     from lossgeometry.kernel.change import kernel_change
     from lossgeometry.results import atomic_write_json
 
+    refuse_former_flag(method, "--method", "--solver")
     if at not in ("init", "trained", "both"):
         raise ValueError(f"--at must be 'init', 'trained' or 'both', got {at!r}")
     cfg = load_cli_config(config, model)
