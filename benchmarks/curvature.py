@@ -119,7 +119,7 @@ def timed(fn, repeats: int) -> tuple[float, object]:
 # ---------------------------------------------------------------------------- methods
 def ours_top(P, tol, seed, criterion="eigenvalue"):
     s = lg.hessian_spectrum(
-        P, top=1, bottom=0, tol=tol, method="lanczos", seed=seed, criterion=criterion
+        P, top=1, bottom=0, tol=tol, solver="lanczos", seed=seed, criterion=criterion
     )
     return float(s.top[0]), s.matvecs
 
@@ -215,7 +215,7 @@ def run(name: str, make, repeats: int, seeds: int, tols, trace: bool = True) -> 
         top=1,
         bottom=0,
         tol=1e-10,
-        method="lanczos",
+        solver="lanczos",
         seed=7,
         dtype=torch.float64,
         criterion="residual",
@@ -270,9 +270,9 @@ def run(name: str, make, repeats: int, seeds: int, tols, trace: bool = True) -> 
     # reference: the exact trace (sum of the dense diagonal) when p is small, else a long
     # Hutch++ run whose interval is reported
     if P.p <= 5000:
-        ref_tr = lg.hessian_trace(P, method="exact")
+        ref_tr = lg.hessian_trace(P, estimator="exact")
     else:
-        ref_tr = lg.hessian_trace(P, method="hutch++", samples=999, seed=123)
+        ref_tr = lg.hessian_trace(P, estimator="hutch++", samples=999, seed=123)
     trace_methods = {
         "lossgeometry Hutchinson (100)": lambda s: _ours_trace(P, "hutchinson", 100, s),
         "lossgeometry Hutch++ (99)": lambda s: _ours_trace(P, "hutch++", 99, s),
@@ -316,8 +316,8 @@ def run(name: str, make, repeats: int, seeds: int, tols, trace: bool = True) -> 
     }
 
 
-def _ours_trace(P, method, samples, seed):
-    t = lg.hessian_trace(P, method=method, samples=samples, seed=seed)
+def _ours_trace(P, estimator, samples, seed):
+    t = lg.hessian_trace(P, estimator=estimator, samples=samples, seed=seed)
     return t.estimate, t.matvecs
 
 

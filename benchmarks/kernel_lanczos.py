@@ -8,7 +8,7 @@
   ``≤ tol·|θ|``, at most ``--arpack-maxiter`` restarts;
 * ``lossgeometry``: ``lg.linalg.lanczos_extremes(top=1, bottom=1, criterion="eigenvalue",
   relative_to="value")``, one thick-restart run for both ends, basis ``ncv`` = 40, 160 and
-  :func:`lossgeometry.kernel.spectrum.default_ncv` (what ``kernel_spectrum(method="lanczos")``
+  :func:`lossgeometry.kernel.spectrum.default_ncv` (what ``kernel_spectrum(solver="lanczos")``
   uses).
 
 The operator is the dense float64 kernel of the default report problem (NTK MLP

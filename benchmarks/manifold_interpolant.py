@@ -51,9 +51,9 @@ def main() -> None:
     for n, d, width, k in [(20, 4, 16, 2), (50, 4, 32, 2), (100, 8, 64, 2), (200, 10, 64, 1)]:
         pr = problem(n, d, width, k)
         w0 = pr.params()
-        lg.find_interpolant(pr, w0=w0, max_iter=1, progress=False)  # vmap warm-up
+        lg.find_interpolant(pr, w0, max_iter=1, progress=False)  # vmap warm-up
         t = time.perf_counter()
-        sol = lg.find_interpolant(pr, w0=w0, progress=False)
+        sol = lg.find_interpolant(pr, w0, progress=False)
         t_lg = time.perf_counter() - t
         t_sp, r_sp, nfev = scipy_solve(pr, w0)
         rows.append((pr.p, n * k, t_lg, sol.residual_norm, sol.iterations, t_sp, r_sp, nfev))

@@ -349,7 +349,7 @@ CASES += [
     Case(
         "arpack-no-eigenvalue",
         lambda: lg.hessian_spectrum(
-            lg.Problem(_mlp(), X0, Y0), method="arpack", maxiter=1, tol=1e-14
+            lg.Problem(_mlp(), X0, Y0), solver="arpack", maxiter=1, tol=1e-14
         ),
         ValueError,
         r"ARPACK stopped after maxiter=1 restarts with 0 of the 1 (largest|smallest) "

@@ -203,7 +203,8 @@ def _signature_blocks() -> list[Block]:
 def test_signature_checker_catches_a_wrong_default(tmp_path):
     doc = tmp_path / "d.md"
     doc.write_text(
-        "<!-- signature -->\n```python\nlg.kernel_spectrum(problem, w=None, k=3)\n```\n",
+        "<!-- signature -->\n```python\n"
+        "lg.kernel_spectrum(problem, w=None, *, num_eigenvalues=3)\n```\n",
         encoding="utf-8",
     )
     (b,) = python_blocks(doc)

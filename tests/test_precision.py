@@ -47,12 +47,12 @@ def test_half_model_measured_in_float32(dtype, device):
     v = torch.randn(pb.p, generator=torch.Generator().manual_seed(2)).to(device)
     torch.testing.assert_close(pb.hvp(w, v), pb32.hvp(w, v), rtol=1e-5, atol=1e-6)
     # tangent-kernel lambda_min and the Hessian's extreme eigenvalues: float32 tolerance
-    k, k32 = lg.kernel_spectrum(pb, method="dense"), lg.kernel_spectrum(pb32, method="dense")
+    k, k32 = lg.kernel_spectrum(pb, solver="dense"), lg.kernel_spectrum(pb32, solver="dense")
     assert k.lambda_min > 0
     assert k.lambda_min == pytest.approx(k32.lambda_min, rel=1e-4)
     assert k.lambda_max == pytest.approx(k32.lambda_max, rel=1e-5)
-    h = lg.hessian_spectrum(pb, top=1, bottom=1, method="dense")
-    h32 = lg.hessian_spectrum(pb32, top=1, bottom=1, method="dense")
+    h = lg.hessian_spectrum(pb, top=1, bottom=1, solver="dense")
+    h32 = lg.hessian_spectrum(pb32, top=1, bottom=1, solver="dense")
     np.testing.assert_allclose(h.top, h32.top, rtol=1e-5)
     np.testing.assert_allclose(h.bottom, h32.bottom, rtol=1e-4, atol=1e-5 * abs(h32.top[0]))
     # the user's model is untouched (dtype and values)
@@ -67,8 +67,8 @@ def test_half_spectrum_oracle_float64():
     with pytest.warns(PrecisionWarning):
         pb = lg.Problem(model, X, Y)
     p64 = lg.Problem(copy.deepcopy(ref).double(), X.double(), Y.double())
-    lam = lg.kernel_spectrum(pb, method="dense").lambda_min
-    lam64 = lg.kernel_spectrum(p64, method="dense").lambda_min
+    lam = lg.kernel_spectrum(pb, solver="dense").lambda_min
+    lam64 = lg.kernel_spectrum(p64, solver="dense").lambda_min
     assert lam == pytest.approx(lam64, rel=1e-3)
 
 
@@ -130,9 +130,9 @@ def test_autocast_is_off_inside_measurements(device):
         assert built.loss().dtype == torch.float32
         # a measurement that is not a view refuses rather than run in half precision
         with pytest.raises(RuntimeError, match="autocast is active"):
-            lg.kernel_spectrum(cases[0], method="dense")
+            lg.kernel_spectrum(cases[0], solver="dense")
         with lg.problem.full_precision(cases[0].device):
-            lam_a = lg.kernel_spectrum(cases[0], method="dense").lambda_min
+            lam_a = lg.kernel_spectrum(cases[0], solver="dense").lambda_min
     for (L, g, F), (La, ga, Fa) in zip(plain, got, strict=True):
         assert La.dtype == g.dtype == Fa.dtype == torch.float32
         torch.testing.assert_close(La, L, rtol=1e-6, atol=0)

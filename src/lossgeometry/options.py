@@ -10,7 +10,10 @@ kind of error for every front end:
   (``[report.curvature] tpo: unknown option; did you mean 'top'?``);
 * a value of the wrong type names the key and the type it needs (``steps = "four"``,
   ``seed = 1.7`` and ``steps = true`` are errors, never silently converted);
-* a ``Literal[...]`` field names its choices.
+* a ``Literal[...]`` field names its choices;
+* a field renamed by :func:`renamed_options` is hinted by its new name
+  (``[report.kernel] method: unknown option; did you mean 'solver'? ...``), and the
+  constructor still takes the former name for one release, with a ``DeprecationWarning``.
 
 Conversions are only the lossless ones a TOML file needs: an ``int`` where a ``float`` is
 wanted, a list where a tuple is wanted. :func:`check_value` applies the same check to one
@@ -44,8 +47,10 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from lossgeometry._compat import deprecated_call_style
 
 __all__ = [
     "Options",
@@ -53,6 +58,7 @@ __all__ = [
     "check_value",
     "closest",
     "located",
+    "renamed_options",
     "unknown_key_message",
 ]
 
@@ -70,17 +76,22 @@ def closest(name: str, valid: typing.Iterable[str]) -> str | None:
 
 
 def unknown_key_message(
-    key: str, valid: typing.Iterable[str], where: str = "", what: str = "option"
+    key: str,
+    valid: typing.Iterable[str],
+    where: str = "",
+    what: str = "option",
+    renamed: Mapping[str, str] | None = None,
 ) -> str:
     """``"[where] key: unknown option; did you mean 'x'? Valid options: a, b, c"``.
 
     ``what`` names the kind of key (``"option of data set 'digits'"``, ``"report section"``);
-    for a kind other than an option the list reads ``Valid names: ...``.
+    for a kind other than an option the list reads ``Valid names: ...``. ``renamed`` maps
+    former names to current ones: a former name is hinted by its new name (not by spelling).
     """
     valid = sorted(valid)
     label = "Valid options" if what.startswith("option") else "Valid names"
     loc = f"[{where}] " if where else ""
-    hint = closest(key, valid)
+    hint = (renamed or {}).get(key) or closest(key, valid)
     did = f"; did you mean {hint!r}?" if hint else "."
     return f"{loc}{key}: unknown {what}{did} {label}: {', '.join(valid) or '(none)'}"
 
@@ -220,6 +231,9 @@ class Options:
             object.__setattr__(self, f.name, _convert(value, hints[f.name], f.name))
         self.check()
 
+    former_names: ClassVar[Mapping[str, str]] = {}
+    """Former option names → current ones (set by :func:`renamed_options`)."""
+
     def check(self) -> None:
         """Constraints between fields; override to add them (raise :class:`OptionsError`)."""
 
@@ -242,7 +256,7 @@ class Options:
         names = cls.field_names()
         for key in data:
             if key not in names:
-                raise OptionsError(unknown_key_message(key, names, where))
+                raise OptionsError(unknown_key_message(key, names, where, renamed=cls.former_names))
         try:
             return cls(**data)
         except OptionsError as e:
@@ -253,7 +267,9 @@ class Options:
         names = self.field_names()
         for key in changes:
             if key not in names:
-                raise OptionsError(unknown_key_message(key, names, type(self).__name__))
+                raise OptionsError(
+                    unknown_key_message(key, names, type(self).__name__, renamed=self.former_names)
+                )
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -267,3 +283,41 @@ class Options:
                 v = list(v)
             out[f.name] = v
         return out
+
+
+def renamed_options(renamed: Mapping[str, str]) -> Callable[[type[T]], type[T]]:
+    """Class decorator (above ``@dataclasses.dataclass``) for options that were renamed.
+
+    The constructor accepts each former name for one release, with a ``DeprecationWarning``
+    (:func:`lossgeometry._compat.deprecated_call_style`); :meth:`Options.from_mapping` and
+    :meth:`Options.replace` reject it, with the new name as the hint (a TOML file or CLI
+    option must use the current name).
+
+    >>> import warnings
+    >>> @renamed_options({"method": "solver"})
+    ... @dataclasses.dataclass(frozen=True)
+    ... class SolveOptions(Options):
+    ...     solver: str = "auto"
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     SolveOptions(method="dense")
+    SolveOptions(solver='dense')
+    >>> type(caught[0].message).__name__
+    'DeprecationWarning'
+    >>> SolveOptions.from_mapping({"method": "dense"}, where="solve")
+    Traceback (most recent call last):
+        ...
+    lossgeometry.options.OptionsError: [solve] method: unknown option; did you mean 'solver'? ...
+    """
+    mapping = dict(renamed)
+
+    def decorate(cls: type[T]) -> type[T]:
+        fields = set(cls.field_names())
+        for old, new in mapping.items():
+            if new not in fields or old in fields:
+                raise ValueError(f"{cls.__name__}: cannot rename option {old!r} to {new!r}")
+        cls.__init__ = deprecated_call_style(renamed=mapping)(cls.__init__)  # type: ignore[method-assign]
+        cls.former_names = {**cls.former_names, **mapping}
+        return cls
+
+    return decorate

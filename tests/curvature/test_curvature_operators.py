@@ -76,7 +76,7 @@ def test_loss_hessian_matches_dense(model, loss, reduction, backend):
 def test_ggn_and_the_split_of_the_loss_hessian(model, loss, reduction):
     P = make(model, loss, reduction)
     w = P.params()
-    G = lg.hessian_operator(P, w, "ggn").to_dense()
+    G = lg.hessian_operator(P, w, of="ggn").to_dense()
     torch.testing.assert_close(G, dense_ggn(P, w), atol=1e-12, rtol=1e-10)
     # ∇²L = G + Σ_ia (∂L/∂F_ia) ∇²F_ia
     M = lg.model_hessian_operator(P, w, dense_dLdF(P, w)).to_dense()

@@ -53,7 +53,7 @@ def test_lanczos_route_and_parts_switched_off(problem):
     w = problem.params()
     ev = torch.linalg.eigvalsh(dense_hessian(problem, w)).numpy()
     opts = CurvatureOptions(
-        top=1, bottom=2, method="lanczos", tol=1e-8, trace=False, density=False, bound=False
+        top=1, bottom=2, solver="lanczos", tol=1e-8, trace=False, density=False, bound=False
     )
     prof = curvature_profile(problem, w, options=opts)
     assert prof.spectrum.method == "lanczos"
@@ -84,6 +84,9 @@ def test_bound_is_skipped_with_a_note_for_cross_entropy():
         ({"tol": -1.0}, "must be positive"),
         ({"of": "fisher"}, "choose one of 'loss', 'ggn'"),
         ({"bound": "yes"}, "expected true or false"),
+        ({"solver": "power"}, "choose one of 'auto', 'lanczos'"),
+        # the former name of the eigen-solver is hinted by the new one
+        ({"method": "dense"}, r"method: unknown option; did you mean 'solver'\?"),
     ],
 )
 def test_options_errors(data, msg):

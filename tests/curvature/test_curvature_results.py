@@ -28,7 +28,7 @@ def _close():
 
 
 def test_spectrum(problem, tmp_path):
-    s = lg.hessian_spectrum(problem, top=2, bottom=1, method="lanczos", tol=1e-10)
+    s = lg.hessian_spectrum(problem, top=2, bottom=1, solver="lanczos", tol=1e-10)
     check_summary(
         s,
         {
@@ -85,7 +85,7 @@ def test_density(problem, tmp_path):
 
 @pytest.mark.parametrize("method", ["hutchinson", "hutch++", "exact"])
 def test_trace(problem, tmp_path, method):
-    t = lg.hessian_trace(problem, method=method, samples=12, block=4)
+    t = lg.hessian_trace(problem, estimator=method, samples=12, block=4)
     check_summary(
         t,
         {

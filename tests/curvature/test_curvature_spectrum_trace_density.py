@@ -35,7 +35,7 @@ def test_both_ends_match_eigvalsh(make, method):
     P = make()
     w = P.params()
     ev = torch.linalg.eigvalsh(dense_hessian(P, w)).numpy()
-    s = lg.hessian_spectrum(P, w, top=3, bottom=3, tol=1e-10, method=method)
+    s = lg.hessian_spectrum(P, w, top=3, bottom=3, tol=1e-10, solver=method)
     assert s.converged and s.method == method
     np.testing.assert_allclose(s.top, ev[::-1][:3], atol=1e-8)
     np.testing.assert_allclose(s.bottom, ev[:3], atol=1e-8)
@@ -53,10 +53,10 @@ def test_residual_criterion_bounds_the_residuals(make):
     P = make()
     w = P.params()
     ev = torch.linalg.eigvalsh(dense_hessian(P, w)).numpy()
-    s = lg.hessian_spectrum(P, w, top=2, bottom=2, tol=1e-8, method="lanczos", criterion="residual")
+    s = lg.hessian_spectrum(P, w, top=2, bottom=2, tol=1e-8, solver="lanczos", criterion="residual")
     assert s.converged and s.criterion == "residual"
     assert np.all(s.residuals <= 1e-8 * np.abs(ev).max() * (1 + 1e-9))
-    e = lg.hessian_spectrum(P, w, top=2, bottom=2, tol=1e-8, method="lanczos")
+    e = lg.hessian_spectrum(P, w, top=2, bottom=2, tol=1e-8, solver="lanczos")
     assert e.criterion == "eigenvalue" and e.matvecs <= s.matvecs
     np.testing.assert_allclose(e.top, ev[::-1][:2], atol=1e-8 * np.abs(ev).max())
 
@@ -66,7 +66,7 @@ def test_float32_default_tolerance_and_vectors():
     X, Y = torch.randn(12, 3), torch.randn(12, 2)
     P = lg.Problem(net, X, Y, reduction="mean")
     ev = torch.linalg.eigvalsh(dense_hessian(P.to(dtype=torch.float64), P.params().double()))
-    s = lg.hessian_spectrum(P, top=2, bottom=2, method="lanczos", return_vectors=True)
+    s = lg.hessian_spectrum(P, top=2, bottom=2, solver="lanczos", return_vectors=True)
     assert s.tol == 1e-4 and s.reduction == "mean" and s.loss_scale == pytest.approx(2 / 24)
     scale = float(ev.abs().max())
     np.testing.assert_allclose(s.top, ev.flip(0)[:2], atol=1e-4 * scale)
@@ -78,27 +78,27 @@ def test_float32_default_tolerance_and_vectors():
 
 def test_ggn_spectrum_is_nonnegative_and_bad_arguments():
     P = mlp_problem()
-    s = lg.hessian_spectrum(P, of="ggn", top=1, bottom=2, method="dense")
+    s = lg.hessian_spectrum(P, of="ggn", top=1, bottom=2, solver="dense")
     assert s.bottom[0] > -1e-10 and s.of == "ggn"
     with pytest.raises(ValueError, match="at least one"):
         lg.hessian_spectrum(P, top=0, bottom=0)
     with pytest.raises(ValueError, match="exceeds"):
         lg.hessian_spectrum(P, top=P.p, bottom=1)
-    with pytest.raises(ValueError, match="method"):
-        lg.hessian_spectrum(P, method="power")
+    with pytest.raises(ValueError, match="solver"):
+        lg.hessian_spectrum(P, solver="power")
 
 
 @pytest.mark.parametrize("method", ["hutchinson", "hutch++"])
 def test_trace_mean_over_seeds_within_interval(method):
     P = mlp_problem(loss="cross_entropy", width=8)
     exact = float(torch.trace(dense_hessian(P, P.params())))
-    ests = [lg.hessian_trace(P, method=method, samples=30, seed=s) for s in range(12)]
+    ests = [lg.hessian_trace(P, estimator=method, samples=30, seed=s) for s in range(12)]
     assert sum(e.covers(exact) for e in ests) >= 9  # nominal 95 % coverage
     vals = np.array([e.estimate for e in ests])
     # the mean over seeds lies within its own 99 % interval of the exact trace
     assert abs(vals.mean() - exact) <= 3 * vals.std(ddof=1) / np.sqrt(len(vals))
     assert ests[0].matvecs == 30 and ests[0].of == "loss"
-    ex = lg.hessian_trace(P, method="exact")
+    ex = lg.hessian_trace(P, estimator="exact")
     assert ex.estimate == pytest.approx(exact, rel=1e-10) and ex.covers(exact)
 
 

@@ -89,8 +89,8 @@ def test_no_route_raises_and_solver_choice(two_points):
     assert choose_solver(14, off) is None
     with pytest.raises(ValueError, match="max_size = 5"):
         kernel_change(pb, w0, options=off)
-    assert choose_solver(14, KernelChangeOptions(method="arpack")) == "arpack"
-    assert choose_solver(10**6, KernelChangeOptions(method="dense")) == "dense"
+    assert choose_solver(14, KernelChangeOptions(solver="arpack")) == "arpack"
+    assert choose_solver(10**6, KernelChangeOptions(solver="dense")) == "dense"
     assert choose_solver(14, KernelChangeOptions(outputs="trace", max_size=5)) is None
 
 
@@ -99,10 +99,13 @@ def test_no_route_raises_and_solver_choice(two_points):
     [
         ({"tl": 1e-3}, r"\[report.kernel\] tl: unknown option; did you mean 'tol'"),
         ({"max_sise": 10}, "did you mean 'max_size'"),
-        ({"k": 0}, "k = 0: must be at least 1"),
+        ({"num_eigenvalues": 0}, "num_eigenvalues = 0: must be at least 1"),
         ({"tol": 0.0}, "must be positive"),
-        ({"method": "power"}, "choose one of"),
-        ({"outputs": "trace", "method": "lanczos"}, "needs the dense kernel"),
+        ({"solver": "power"}, "choose one of"),
+        ({"outputs": "trace", "solver": "lanczos"}, "needs the dense kernel"),
+        # the former names (renamed for one meaning per word) are hinted by their new ones
+        ({"method": "lanczos"}, r"method: unknown option; did you mean 'solver'\?"),
+        ({"k": 2}, r"k: unknown option; did you mean 'num_eigenvalues'\?"),
         ({"max_size": 1.5}, "expected an integer"),
     ],
 )

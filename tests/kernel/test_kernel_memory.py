@@ -54,7 +54,7 @@ def test_tangent_kernel_refuses_before_allocating():
         ValueError, match=r"200 × 200 kernel needs about 156\.25 KiB.*ntk_operator"
     ) as e:
         lg.tangent_kernel(pb, max_memory=100_000)
-    assert "method='lanczos'" in str(e.value)
+    assert "solver='lanczos'" in str(e.value)
     # the diagonal blocks fit
     assert lg.tangent_kernel(pb, diagonal_only=True, max_memory=100_000).shape == (50, 4, 4)
     # an explicit chunk that cannot fit is refused with a chunk_size hint

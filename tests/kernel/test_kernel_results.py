@@ -50,7 +50,7 @@ def _expected(s: lg.KernelSpectrum) -> dict:
 
 
 def test_dense_spectrum(problem, tmp_path):
-    s = lg.kernel_spectrum(problem, method="dense")
+    s = lg.kernel_spectrum(problem, solver="dense")
     assert s.size == 16 and s.method == "dense" and s.rank == 16
     check_summary(s, _expected(s))
     ax = s.plot(new_axes(), label="w0")
@@ -64,7 +64,7 @@ def test_dense_spectrum(problem, tmp_path):
 
 
 def test_matrix_free_spectrum(problem, tmp_path):
-    s = lg.kernel_spectrum(problem, method="lanczos", k=2, tol=1e-10)
+    s = lg.kernel_spectrum(problem, solver="lanczos", num_eigenvalues=2, tol=1e-10)
     assert math.isnan(s.trace) and s.rank == -1
     summary = check_summary(s, _expected(s))
     assert summary["matvecs"] > 0

@@ -57,7 +57,7 @@ def wide_problem() -> lg.Problem:
 def test_matrix_free_extremes(wide_problem, method):
     pb = wide_problem
     ev = torch.linalg.eigvalsh(oracle_kernel(pb.model, pb.batch()[0])).numpy()
-    s = lg.kernel_spectrum(pb, method=method, k=2, tol=1e-8, seed=3)
+    s = lg.kernel_spectrum(pb, solver=method, num_eigenvalues=2, tol=1e-8, seed=3)
     assert s.method == method and s.converged
     exact = np.r_[ev[:2], ev[-2:]]
     np.testing.assert_allclose(s.eigenvalues, exact, rtol=1e-7)
@@ -73,10 +73,10 @@ def test_matrix_free_extremes(wide_problem, method):
 def test_matrix_free_not_converged(wide_problem):
     pb = wide_problem
     with pytest.warns(RuntimeWarning, match="maxiter"):
-        s = lg.kernel_spectrum(pb, method="lanczos", tol=1e-12, maxiter=3, ncv=4)
+        s = lg.kernel_spectrum(pb, solver="lanczos", tol=1e-12, maxiter=3, ncv=4)
     assert not s.converged and s.iterations == 3
     with pytest.raises(ValueError, match="maxiter"):
-        lg.kernel_spectrum(pb, method="arpack", tol=1e-12, maxiter=1, ncv=4)
+        lg.kernel_spectrum(pb, solver="arpack", tol=1e-12, maxiter=1, ncv=4)
 
 
 def test_lanczos_lambda_min_of_an_ill_conditioned_kernel():
@@ -90,7 +90,7 @@ def test_lanczos_lambda_min_of_an_ill_conditioned_kernel():
     ev = torch.linalg.eigvalsh(oracle_kernel(pb.model, pb.batch()[0])).numpy()
     assert 1e4 < ev[-1] / ev[0] < 1e5
     for ncv, budget in ((None, 200), (40, 1500)):
-        s = lg.kernel_spectrum(pb, method="lanczos", tol=1e-6, seed=0, ncv=ncv, maxiter=3000)
+        s = lg.kernel_spectrum(pb, solver="lanczos", tol=1e-6, seed=0, ncv=ncv, maxiter=3000)
         assert s.converged and s.matvecs <= budget + 2  # + the two explicit residual products
         assert s.lambda_min == pytest.approx(ev[0], rel=1e-6)
         assert s.lambda_max == pytest.approx(ev[-1], rel=1e-6)
@@ -99,11 +99,12 @@ def test_lanczos_lambda_min_of_an_ill_conditioned_kernel():
 def test_lobpcg_extremes_and_non_convergence(wide_problem):
     pb = wide_problem
     ev = torch.linalg.eigvalsh(oracle_kernel(pb.model, pb.batch()[0])).numpy()
-    s = lg.kernel_spectrum(pb, method="lobpcg", tol=1e-5, seed=3)
+    s = lg.kernel_spectrum(pb, solver="lobpcg", tol=1e-5, seed=3)
     assert s.method == "lobpcg" and s.converged
     np.testing.assert_allclose(s.eigenvalues, [ev[0], ev[-1]], rtol=1e-5)
     assert np.all(np.abs(s.eigenvalues - [ev[0], ev[-1]]) <= s.residual_norms + 1e-12)
-    s = lg.kernel_spectrum(pb, method="lobpcg", tol=1e-12, maxiter=2, seed=3)
+    with pytest.warns(RuntimeWarning, match="LOBPCG stopped"):
+        s = lg.kernel_spectrum(pb, solver="lobpcg", tol=1e-12, maxiter=2, seed=3)
     assert not s.converged
     assert s.residual_norms[0] > 1e-12 * ev[-1]
 
@@ -167,13 +168,13 @@ def test_spectrum_from_kernel_rejects_non_square():
 
 
 def test_errors(problem):
-    with pytest.raises(ValueError, match="unknown spectrum method"):
-        lg.kernel_spectrum(problem, method="power")
-    with pytest.raises(ValueError, match="k must be"):
-        lg.kernel_spectrum(problem, k=0)
+    with pytest.raises(ValueError, match="unknown spectrum solver"):
+        lg.kernel_spectrum(problem, solver="power")
+    with pytest.raises(ValueError, match="num_eigenvalues must be"):
+        lg.kernel_spectrum(problem, num_eigenvalues=0)
     with pytest.raises(ValueError, match="too many"):
-        lg.kernel_spectrum(problem, method="lanczos", k=6)
+        lg.kernel_spectrum(problem, solver="lanczos", num_eigenvalues=6)
     with pytest.raises(ValueError, match="trace"):
-        lg.kernel_spectrum(problem, method="lanczos", outputs="trace")
+        lg.kernel_spectrum(problem, solver="lanczos", outputs="trace")
     with pytest.raises(ValueError, match="memory limit"):
-        lg.kernel_spectrum(problem, method="dense", max_memory=100)
+        lg.kernel_spectrum(problem, solver="dense", max_memory=100)

@@ -31,15 +31,15 @@ def _problem() -> lg.Problem:
 def test_lanczos_wording_is_the_reference():
     pb = _problem()
     with pytest.warns(RuntimeWarning, match=f"Lanczos stopped after .* {LANCZOS_WORDS}"):
-        spec = lg.hessian_spectrum(pb, method="lanczos", maxiter=3, tol=1e-14, ncv=3)
+        spec = lg.hessian_spectrum(pb, solver="lanczos", maxiter=3, tol=1e-14, ncv=3)
     assert not spec.converged
 
 
 @pytest.mark.parametrize(
     ("call", "hint"),
     [
-        (lambda pb: lg.kernel_spectrum(pb, method="arpack", maxiter=1, tol=1e-14), "dense"),
-        (lambda pb: lg.hessian_spectrum(pb, method="arpack", maxiter=1, tol=1e-14), "lanczos"),
+        (lambda pb: lg.kernel_spectrum(pb, solver="arpack", maxiter=1, tol=1e-14), "dense"),
+        (lambda pb: lg.hessian_spectrum(pb, solver="arpack", maxiter=1, tol=1e-14), "lanczos"),
     ],
     ids=["kernel", "hessian"],
 )
@@ -50,7 +50,7 @@ def test_arpack_with_no_eigenvalue_says_which_end_and_what_to_do(call, hint):
     msg = str(err.value)
     assert msg.startswith("ARPACK stopped after maxiter=1 restarts with 0 of the 1 ")
     assert "eigenvalues (which=" in msg and "converged to tol=1e-14" in msg
-    assert "no estimate to return" in msg and f"method='{hint}'" in msg
+    assert "no estimate to return" in msg and f"solver='{hint}'" in msg
     assert "found only" not in msg
 
 
@@ -73,7 +73,7 @@ def test_arpack_partial_result_warns_like_lanczos():
 def test_lobpcg_not_converged_is_no_longer_silent():
     pb = _problem()
     with pytest.warns(RuntimeWarning) as rec:
-        spec = lg.kernel_spectrum(pb, method="lobpcg", maxiter=2, tol=1e-12)
+        spec = lg.kernel_spectrum(pb, solver="lobpcg", maxiter=2, tol=1e-12)
     assert not spec.converged
     msg = " ".join(str(r.message) for r in rec if "LOBPCG" in str(r.message))
     assert msg.startswith("LOBPCG stopped after ")
@@ -86,7 +86,7 @@ def test_converged_solvers_stay_silent():
     pb = _problem()
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        a = lg.kernel_spectrum(pb, method="lobpcg", tol=1e-3)
-        b = lg.kernel_spectrum(pb, method="arpack", tol=1e-10)
+        a = lg.kernel_spectrum(pb, solver="lobpcg", tol=1e-3)
+        b = lg.kernel_spectrum(pb, solver="arpack", tol=1e-10)
     assert a.converged and b.converged
     assert a.lambda_max == pytest.approx(b.lambda_max, rel=1e-3)

@@ -31,10 +31,10 @@ def deep_problem(depth: int, width: int, n: int = 8, d: int = 5, k: int = 3) -> 
 )
 def test_predicted_nullity_matches_the_dense_hessian(depth, width, layers) -> None:
     pr = deep_problem(depth, width)
-    w = zero_layers(pr, pr.params(), layers)
+    w = zero_layers(pr, pr.params(), layers=layers)
     assert float(pr.grad(w).norm()) == 0.0  # a critical point: J = 0
-    pred = predict_zero_layer_nullity(pr, w, layers)
-    measured = lg.hessian_nullity(pr, w, method="dense")
+    pred = predict_zero_layer_nullity(pr, w, layers=layers)
+    measured = lg.hessian_nullity(pr, w, solver="dense")
     assert measured.nullity == pred.nullity
     assert 0 < pred.nonzero < pr.p
     # the spectrum is symmetric: ±σ_i(B)
@@ -45,17 +45,17 @@ def test_predicted_nullity_matches_the_dense_hessian(depth, width, layers) -> No
 
 def test_three_zero_layers_give_a_zero_hessian() -> None:
     pr = deep_problem(2, 4)
-    w = zero_layers(pr, pr.params(), [0, 1, 2])
-    assert predict_zero_layer_nullity(pr, w, [0, 1, 2]).nullity == pr.p
+    w = zero_layers(pr, pr.params(), layers=[0, 1, 2])
+    assert predict_zero_layer_nullity(pr, w, layers=[0, 1, 2]).nullity == pr.p
     assert lg.hessian_nullity(pr, w).nullity == pr.p
 
 
 def test_prediction_fails_where_the_theory_does_not_apply() -> None:
     pr = deep_problem(2, 4)
     with pytest.raises(ValueError, match="not zero"):
-        predict_zero_layer_nullity(pr, pr.params(), [0, 1])
+        predict_zero_layer_nullity(pr, pr.params(), layers=[0, 1])
     with pytest.raises(ValueError, match="at least two"):
-        predict_zero_layer_nullity(pr, zero_layers(pr, pr.params(), [0]), [0])
+        predict_zero_layer_nullity(pr, zero_layers(pr, pr.params(), layers=[0]), layers=[0])
     biased = lg.Problem(
         nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).double(),
         torch.randn(4, 2, dtype=torch.float64),

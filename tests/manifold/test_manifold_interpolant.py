@@ -40,7 +40,7 @@ def test_matrix_free_gauss_newton_matches_dense() -> None:
 def test_linear_model_is_solved_in_one_step_at_the_minimum_norm_point() -> None:
     pr = linear_problem(n=6, d=15)
     w0 = torch.zeros(pr.p, dtype=torch.float64)
-    sol = lg.find_interpolant(pr, w0=w0, progress=False)
+    sol = lg.find_interpolant(pr, w0, progress=False)
     # one Gauss-Newton step solves it (the second, a polishing step, only removes rounding)
     assert sol.success and sol.history[1] < 1e-13 and sol.iterations <= 2
     X, Y = pr.batch()[0], pr.batch()[1]
@@ -50,11 +50,11 @@ def test_linear_model_is_solved_in_one_step_at_the_minimum_norm_point() -> None:
 
 def test_lbfgs_interpolates_and_gd_reports_its_budget() -> None:
     pr = product_problem()
-    sol = lg.find_interpolant(pr, method="lbfgs", progress=False)
+    sol = lg.find_interpolant(pr, solver="lbfgs", progress=False)
     assert sol.success and sol.residual_norm < 1e-10
     a, b = sol.w.tolist()
     assert a * b == pytest.approx(1.0, abs=1e-10)
-    slow = lg.find_interpolant(mlp_problem(n=10), method="gd", max_iter=20, progress=False)
+    slow = lg.find_interpolant(mlp_problem(n=10), solver="gd", max_iter=20, progress=False)
     assert not slow.success and "max_iter=20" in slow.reason
     assert slow.residual_norm < slow.history[0]  # it did descend
 
@@ -102,8 +102,8 @@ def test_least_squares_minimum_matches_scipy() -> None:
 
 def test_errors_and_roundtrip(tmp_path) -> None:
     pr = mlp_problem(n=4, width=4, k=1)
-    with pytest.raises(ValueError, match="method"):
-        lg.find_interpolant(pr, method="newton")
+    with pytest.raises(ValueError, match="solver"):
+        lg.find_interpolant(pr, solver="newton")
     with pytest.raises(ValueError, match="tol"):
         lg.find_interpolant(pr, tol=0.0)
     ce = lg.Problem(

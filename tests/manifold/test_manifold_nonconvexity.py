@@ -55,7 +55,7 @@ def test_mlp_negative_curvature_at_every_radius() -> None:
     # the exact λ_min from an independent dense Hessian at the same point
     rep = lg.solution_manifold(pr, w, hessian=False)
     rayleigh_only = lg.negative_curvature_near(
-        pr, w, radii=radii, seed=0, method="rayleigh", space=rep.tangent_space
+        pr, w, radii=radii, seed=0, solver="rayleigh", space=rep.tangent_space
     )
     assert rayleigh_only.certificate == "rayleigh" and rayleigh_only.found
     assert np.allclose(rayleigh_only.eigenvalue, nc.rayleigh, rtol=1e-8)
@@ -107,8 +107,8 @@ def test_errors_and_roundtrip(tmp_path) -> None:
     pr, w = interpolated("product")
     with pytest.raises(ValueError, match="radii"):
         lg.negative_curvature_near(pr, w, radii=(-1.0,))
-    with pytest.raises(ValueError, match="method"):
-        lg.negative_curvature_near(pr, w, method="magic")
+    with pytest.raises(ValueError, match="solver"):
+        lg.negative_curvature_near(pr, w, solver="magic")
     with pytest.raises(ValueError, match="num"):
         lg.segment_loss(pr, w, w, num=2)
     nc = lg.negative_curvature_near(pr, w, radii=(1e-1, 1e-2, 1e-3))

@@ -54,13 +54,13 @@ def test_mlps_rank_nk_dimension_p_minus_nk_and_hessian_nullity(n: int) -> None:
 
 def test_hessian_nullity_routes_agree() -> None:
     pr, w = interpolated("mlp", n=20, d=4, width=16, k=2)
-    dense = lg.hessian_nullity(pr, w, method="dense")
-    rnd = lg.hessian_nullity(pr, w, method="randomized", num=60)
-    lan = lg.hessian_nullity(pr, w, method="lanczos", num=60)
+    dense = lg.hessian_nullity(pr, w, solver="dense")
+    rnd = lg.hessian_nullity(pr, w, solver="randomized", num=60)
+    lan = lg.hessian_nullity(pr, w, solver="lanczos", num=60)
     assert dense.nullity == rnd.nullity == lan.nullity == pr.p - 40
     assert np.allclose(rnd.eigenvalues[:40], dense.eigenvalues[:40], rtol=1e-8)
     # too few probes: the randomized route cannot decide and says so with None
-    assert lg.hessian_nullity(pr, w, method="randomized", num=30).nullity is None
+    assert lg.hessian_nullity(pr, w, solver="randomized", num=30).nullity is None
 
 
 def test_matrix_free_route_matches_dense() -> None:

@@ -82,7 +82,7 @@ def test_report_and_nullity(mlp, tmp_path):
     np.testing.assert_array_equal(ax.lines[1].get_ydata(), np.maximum(h, 1e-300))
     check_roundtrip(rep, tmp_path, "rep.json")
 
-    hn = lg.hessian_nullity(pr, w, method="dense")
+    hn = lg.hessian_nullity(pr, w, solver="dense")
     check_summary(
         hn,
         {
@@ -107,7 +107,7 @@ def test_report_and_nullity(mlp, tmp_path):
 
 def test_nullity_plot_marks_the_negative_eigenvalues():
     pr = mlp_problem()
-    hn = lg.hessian_nullity(pr, method="dense")  # at the initialization: indefinite
+    hn = lg.hessian_nullity(pr, solver="dense")  # at the initialization: indefinite
     assert hn.negative > 0
     ax = hn.plot()
     ev = np.asarray(hn.eigenvalues)
@@ -140,7 +140,7 @@ def test_growth(mlp, tmp_path):
 
 def test_walk(mlp, tmp_path):
     pr, w = mlp
-    walk = lg.walk_manifold(pr, w, 3, 0.05, progress=False)
+    walk = lg.walk_manifold(pr, w, steps=3, step_size=0.05, progress=False)
     check_summary(
         walk,
         {
@@ -182,7 +182,7 @@ def test_walk(mlp, tmp_path):
 
 def test_walk_without_steps_summarizes():
     pr, w = interpolated("mlp")
-    walk = lg.walk_manifold(pr, w, 1, 0.05, progress=False)
+    walk = lg.walk_manifold(pr, w, steps=1, step_size=0.05, progress=False)
     empty = type(walk).from_dict({**walk.to_dict(), "steps": 0})
     s = empty.summary()
     assert s["steps"] == 0 and s["distance_travelled"] == 0.0 and s["max_loss"] is None
@@ -190,7 +190,7 @@ def test_walk_without_steps_summarizes():
 
 def test_segment_and_curvature(mlp, tmp_path):
     pr, w = mlp
-    walk = lg.walk_manifold(pr, w, 2, 0.2, direction="persistent", progress=False)
+    walk = lg.walk_manifold(pr, w, steps=2, step_size=0.2, direction="persistent", progress=False)
     seg = lg.segment_loss(pr, w, walk.w_end, num=11)
     check_summary(
         seg,
@@ -263,8 +263,8 @@ def test_degenerate_prediction(tmp_path):
     Y = torch.randn(8, 3, generator=g, dtype=torch.float64)
     model = lg.models.mlp(5, 4, 2, 3, activation="tanh", bias=False, seed=0).double()
     pr = lg.Problem(model, X, Y)
-    w = zero_layers(pr, pr.params(), [0, 2])
-    pred = predict_zero_layer_nullity(pr, w, [0, 2])
+    w = zero_layers(pr, pr.params(), layers=[0, 2])
+    pred = predict_zero_layer_nullity(pr, w, layers=[0, 2])
     assert pred.nonzero == 2 * pred.rank_Q * pred.rank_GP > 0
     check_summary(
         pred,
@@ -278,7 +278,7 @@ def test_degenerate_prediction(tmp_path):
             "layers": "0,2",
         },
     )
-    assert pred.nullity == lg.hessian_nullity(pr, w, method="dense").nullity
+    assert pred.nullity == lg.hessian_nullity(pr, w, solver="dense").nullity
     ax = pred.plot(new_axes())
     assert bar_heights(ax) == [pred.nullity, pred.nonzero]
     assert f"2 · {pred.rank_Q} · {pred.rank_GP}" in ax.get_title()

@@ -32,7 +32,7 @@ def _ggn(model: str, loss: str, reduction: str) -> Callable[[], tuple]:
     def build() -> tuple:
         P = orc.make_problem(model, loss, reduction)
         w = orc.point(P)
-        return lg.hessian_operator(P, w, "ggn"), orc.ggn(P, w)
+        return lg.hessian_operator(P, w, of="ggn"), orc.ggn(P, w)
 
     return build
 

@@ -131,5 +131,5 @@ def test_numerical_rank_of_an_operator():
     w = orc.point(P)
     J = lg.JacobianOperator(P, w)
     assert lg.numerical_rank(J).rank == min(J.shape)  # a generic point: full rank 21
-    G = lg.hessian_operator(P, w, "ggn")
+    G = lg.hessian_operator(P, w, of="ggn")
     assert lg.numerical_rank(G).rank == P.n * P.k  # JᵀJ with p = 38 > nk = 21

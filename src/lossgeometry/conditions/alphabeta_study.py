@@ -183,9 +183,17 @@ def alphabeta_study(
 ) -> AlphaBetaStudy:
     """Record the run(s) (:func:`~lossgeometry.record_conditions`) and analyse the trace.
 
-    Example:
-        >>> st = alphabeta_study(problem, "sgd", 200, 16, lr=0.1)   # doctest: +SKIP
-        >>> st.smallest_pair, st.summary()                          # doctest: +SKIP
+    Example (SGD with mini-batches of 4 on a small MLP; 60 steps recorded):
+        >>> import torch
+        >>> import lossgeometry as lg
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(12, 3, generator=g, dtype=torch.float64)
+        >>> Y = torch.randn(12, 1, generator=g, dtype=torch.float64)
+        >>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 1, seed=0).double(), X, Y)
+        >>> st = lg.alphabeta_study(problem, "sgd", 60, 4, lr=0.05, progress=False)
+        >>> alpha, beta = st.smallest_pair                # the feasible pair of smallest α
+        >>> round(alpha - beta, 6) >= st.options["margin"], st.summary()["alpha"] == alpha
+        (True, True)
 
     Args:
         problem: the problem.

@@ -8,9 +8,20 @@ The PL* theorem (``docs/theory.md`` section 3) says that GD with step
 travel, warning once if they leave the certified ball (which would mean the sampled constants
 were wrong).
 
->>> cert = lg.certify_plstar(problem)                                       # doctest: +SKIP
->>> run = lg.run_certified_gd(problem, cert, steps=200)              # doctest: +SKIP
->>> lg.compare_with_certificate(run, cert).loss_holds                       # doctest: +SKIP
+>>> import torch
+>>> import lossgeometry as lg
+>>> g = torch.Generator().manual_seed(0)
+>>> X = torch.randn(4, 3, generator=g, dtype=torch.float64)
+>>> model = lg.models.mlp(3, 64, 1, 1, parameterization="ntk", seed=0).double()
+>>> Y = model(X).detach() + 0.05 * torch.randn(4, 1, generator=g, dtype=torch.float64)
+>>> problem = lg.Problem(model, X, Y)          # a wide network, targets near its outputs
+>>> cert = lg.certify_plstar(problem, samples=2)
+>>> cert.certified
+True
+>>> run = lg.run_certified_gd(problem, cert, steps=20, progress=False)
+>>> check = lg.compare_with_certificate(run, cert)
+>>> check.loss_holds, check.distance_holds     # L(w_t) under the bound, w_t inside B(w0, R)
+(True, True)
 
 By name, ``lg.train(problem, "certified_gd", steps)`` certifies the Problem at the start point
 and runs CertifiedGD with the certified step (:func:`build_certified_gd`, the registry's

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry.conditions.plstar import PLStarCertificate, certify_plstar
 from lossgeometry.conditions.plstar_check import CertificateCheck, compare_with_certificate
 from lossgeometry.options import Options, OptionsError
@@ -142,24 +143,40 @@ class PLStarStudy(Result):
         return ax
 
 
+@deprecated_call_style(renamed={"w0": "w"})
 def plstar_study(
     problem: Problem,
-    w0: torch.Tensor | None = None,
+    w: torch.Tensor | None = None,
     *,
     trajectory: Any = None,
     options: PLStarOptions | None = None,
     progress: bool | None = None,
 ) -> PLStarStudy:
-    """Certify GD from ``w0`` (PL*) and check a training run and CertifiedGD against it.
+    """Certify GD from ``w`` (PL*) and check a training run and CertifiedGD against it.
 
-    Example:
-        >>> st = plstar_study(problem, w0, trajectory=run)          # doctest: +SKIP
-        >>> st.certificate.verdict, st.summary()["mu"]              # doctest: +SKIP
+    Example (a wide NTK network whose targets sit near its outputs: certified, and
+    CertifiedGD stays under the bound):
+        >>> import torch
+        >>> import lossgeometry as lg
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(4, 3, generator=g, dtype=torch.float64)
+        >>> model = lg.models.mlp(3, 64, 1, 1, parameterization="ntk", seed=0).double()
+        >>> Y = model(X).detach() + 0.05 * torch.randn(4, 1, generator=g, dtype=torch.float64)
+        >>> problem = lg.Problem(model, X, Y)
+        >>> o = lg.PLStarOptions(samples=2, certified_gd_steps=10)
+        >>> st = lg.plstar_study(problem, options=o)              # at the model's parameters
+        >>> s = st.summary()
+        >>> s["certified"], s["mu"] == st.certificate.mu > 0, s["certified_gd_loss_holds"]
+        (True, True, True)
+        >>> len(st.certified_gd.steps)                            # steps 0, ..., 10
+        11
 
     Args:
         problem: a Problem with the square loss.
-        w0: the start point (default: the model's parameters).
-        trajectory: an ``lg.Trajectory`` from ``w0`` (its iterates enter the certificate and
+        w: the start point ``w0`` of gradient descent and centre of the ball (default: the
+            model's parameters); ``w0=`` is its former name, kept for one release with a
+            :class:`DeprecationWarning`.
+        trajectory: an ``lg.Trajectory`` from ``w`` (its iterates enter the certificate and
             it is checked against the bound when it records its step).
         options: :class:`PLStarOptions` (default: its defaults).
         progress: progress bars.
@@ -175,7 +192,7 @@ def plstar_study(
     o = options if options is not None else PLStarOptions()
     cert = certify_plstar(
         problem,
-        w0,
+        w,
         radius=o.radius,
         samples=o.samples,
         trajectory=trajectory,

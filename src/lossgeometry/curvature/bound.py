@@ -160,9 +160,9 @@ def hessian_bound(
     tol = default_tol(prob.dtype) if tol is None else float(tol)
     margin = 10 * tol if margin is None else float(margin)
     c = prob.loss_scale
-    H = hessian_operator(prob, w, "loss")
+    H = hessian_operator(prob, w, of="loss")
     lam = lanczos_extremes(H, top=1, tol=tol, seed=seed, progress=progress)
-    G = hessian_operator(prob, w, "ggn")
+    G = hessian_operator(prob, w, of="ggn")
     gn = lanczos_extremes(G, top=1, tol=tol, seed=seed + 1, progress=progress)
     lf2 = float(gn.top[0]) / c
     r = prob.residual(w)

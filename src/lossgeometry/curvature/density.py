@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry.linalg.slq import default_grid, gaussian_density, slq_nodes
 from lossgeometry.operators.hessian import Of, hessian_operator
@@ -112,12 +113,13 @@ class HessianDensity(Result):
         return ax
 
 
+@deprecated_call_style(positional=("probes", "steps"))
 def hessian_density(
     problem: Problem,
     w: torch.Tensor | None = None,
+    *,
     probes: int = 8,
     steps: int = 80,
-    *,
     sigma: float | None = None,
     grid: np.ndarray | int = 1000,
     of: Of = "loss",
@@ -168,9 +170,18 @@ def hessian_density(
 
     Returns:
         A :class:`HessianDensity`.
+
+    Passing ``probes`` and ``steps`` by position (the former call style) works for one
+    release, with a :class:`DeprecationWarning`.
     """
     H = hessian_operator(
-        problem, w, of, dtype, indices=indices, chunk_size=chunk_size, max_vectors=max_vectors
+        problem,
+        w,
+        of=of,
+        dtype=dtype,
+        indices=indices,
+        chunk_size=chunk_size,
+        max_vectors=max_vectors,
     )
     nodes, weights, _ = slq_nodes(
         H,

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry._progress import progress_bar
 from lossgeometry.curvature._ascent import alternate
@@ -153,14 +154,15 @@ class ModelHessianNorm(Result):
         return ax
 
 
+@deprecated_call_style(positional=("inputs", "seed", "tol", "maxiter"))
 def model_hessian_norm(
     problem: Problem,
     w: torch.Tensor | None = None,
+    *,
     inputs: torch.Tensor | None = None,
     seed: int = 0,
     tol: float = 1e-4,
     maxiter: int = 50,
-    *,
     indices: Sequence[int] | torch.Tensor | None = None,
     restarts: int = 2,
     inner_steps: int = 4,
@@ -220,6 +222,9 @@ def model_hessian_norm(
 
     Raises:
         ValueError: bad sizes or options.
+
+    Passing ``inputs``, ``seed``, ``tol`` or ``maxiter`` by position (the former call style)
+    works for one release, with a :class:`DeprecationWarning`.
     """
     if restarts < 0 or (restarts == 0 and u0 is None):
         raise ValueError(f"restarts must be >= 1 (or >= 0 with u0 given), got {restarts}")
@@ -275,7 +280,7 @@ def model_hessian_norm(
             sub = model_hessian_norm(
                 prob,
                 w,
-                xi,
+                inputs=xi,
                 seed=seed + 1 + i,
                 tol=tol,
                 maxiter=maxiter,

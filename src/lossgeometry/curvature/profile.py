@@ -33,13 +33,14 @@ from lossgeometry.curvature.density import HessianDensity, hessian_density
 from lossgeometry.curvature.model_hessian import ModelHessianNorm, model_hessian_norm
 from lossgeometry.curvature.spectrum import HessianSpectrum, hessian_spectrum
 from lossgeometry.curvature.trace import HessianTrace, hessian_trace
-from lossgeometry.options import Options, OptionsError
+from lossgeometry.options import Options, OptionsError, renamed_options
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
 __all__ = ["CurvatureOptions", "CurvatureProfile", "curvature_profile"]
 
 
+@renamed_options({"method": "solver"})
 @dataclasses.dataclass(frozen=True)
 class CurvatureOptions(Options):
     """Options of :func:`curvature_profile` (``[report.curvature]``, ``lossgeometry hessian``)."""
@@ -53,7 +54,7 @@ class CurvatureOptions(Options):
     in float32, ``1e-8`` in float64)."""
     criterion: Literal["eigenvalue", "residual"] = "eigenvalue"
     """Lanczos acceptance test: each eigenvalue's error bound, or each pair's residual."""
-    method: Literal["auto", "lanczos", "arpack", "dense"] = "auto"
+    solver: Literal["auto", "lanczos", "arpack", "dense"] = "auto"
     """Eigen-solver of the spectrum ends (``"auto"``: dense for small ``p``, else Lanczos)."""
     of: Literal["loss", "ggn"] = "loss"
     """``"loss"`` (``∇²L``) or ``"ggn"`` (its Gauss–Newton part)."""
@@ -215,7 +216,7 @@ def curvature_profile(
         bottom=o.bottom,
         tol=o.tol,
         of=o.of,
-        method=o.method,
+        solver=o.solver,
         seed=o.seed,
         progress=progress,
         criterion=o.criterion,

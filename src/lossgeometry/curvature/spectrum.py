@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry.linalg.arpack import eigsh_end
 from lossgeometry.linalg.dense import DENSE_MAX_ORDER, symmetric_dense
@@ -26,7 +27,10 @@ from lossgeometry.operators.hessian import Of, hessian_operator
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
-Method = Literal["auto", "lanczos", "arpack", "dense"]
+Solver = Literal["auto", "lanczos", "arpack", "dense"]
+"""The eigen-solvers of :func:`hessian_spectrum` (its ``solver=``)."""
+Method = Solver
+"""Former name of :data:`Solver` (kept for one release)."""
 
 
 def default_tol(dtype: torch.dtype) -> float:
@@ -127,15 +131,16 @@ class HessianSpectrum(Result):
         return ax
 
 
+@deprecated_call_style(renamed={"method": "solver"}, positional=("top", "bottom", "tol"))
 def hessian_spectrum(
     problem: Problem,
     w: torch.Tensor | None = None,
+    *,
     top: int = 1,
     bottom: int = 1,
     tol: float | None = None,
-    *,
     of: Of = "loss",
-    method: Method = "auto",
+    solver: Solver = "auto",
     ncv: int | None = None,
     maxiter: int | None = None,
     seed: int = 0,
@@ -158,7 +163,7 @@ def hessian_spectrum(
         >>> X = torch.randn(8, 3, generator=g, dtype=torch.float64)
         >>> Y = torch.randn(8, 2, generator=g, dtype=torch.float64)
         >>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 2, seed=0).double(), X, Y)   # p = 50
-        >>> spec = lg.hessian_spectrum(problem, top=3, bottom=2, method="lanczos", tol=1e-10)
+        >>> spec = lg.hessian_spectrum(problem, top=3, bottom=2, solver="lanczos", tol=1e-10)
         >>> ev = torch.linalg.eigvalsh(lg.hessian_operator(problem).to_dense())
         >>> abs(spec.lambda_max - float(ev[-1])) < 1e-9, abs(spec.lambda_min - float(ev[0])) < 1e-9
         (True, True)
@@ -174,7 +179,7 @@ def hessian_spectrum(
             each eigenvalue (``criterion="eigenvalue"``) or of each eigenpair's residual
             (``"residual"``). Default: ``1e-4`` in float32, ``1e-8`` in float64.
         of: ``"loss"`` or ``"ggn"``.
-        method: ``"lanczos"`` (thick-restart Lanczos, both ends from one Krylov space),
+        solver: ``"lanczos"`` (thick-restart Lanczos, both ends from one Krylov space),
             ``"arpack"`` (``scipy.sparse.linalg.eigsh``: one run per end, ``tol`` relative to
             ``|λ|``), ``"dense"`` (``p`` products, then ``eigh``), ``"auto"`` (dense when
             ``p ≤`` :data:`~lossgeometry.linalg.DENSE_MAX_ORDER`, else Lanczos).
@@ -197,24 +202,27 @@ def hessian_spectrum(
         A :class:`HessianSpectrum`.
 
     Raises:
-        ValueError: ``top + bottom`` is zero or exceeds ``p``, or an unknown ``method``.
+        ValueError: ``top + bottom`` is zero or exceeds ``p``, or an unknown ``solver``.
+
+    The former call style (``top``, ``bottom``, ``tol`` by position; ``method=`` for the
+    solver) works for one release, with a :class:`DeprecationWarning`.
     """
-    if method not in ("auto", "lanczos", "arpack", "dense"):
-        raise ValueError(f"method must be 'auto', 'lanczos', 'arpack' or 'dense', got {method!r}")
+    if solver not in ("auto", "lanczos", "arpack", "dense"):
+        raise ValueError(f"solver must be 'auto', 'lanczos', 'arpack' or 'dense', got {solver!r}")
     if not (isinstance(top, int) and isinstance(bottom, int)) or top < 0 or bottom < 0:
         raise ValueError(f"top and bottom must be non-negative integers, got {top!r}, {bottom!r}")
     if top + bottom == 0:
         raise ValueError("ask for at least one eigenvalue (top >= 1 or bottom >= 1)")
     if criterion not in ("eigenvalue", "residual"):
         raise ValueError(f"criterion must be 'eigenvalue' or 'residual', got {criterion!r}")
-    H = hessian_operator(problem, w, of, dtype, indices=indices, chunk_size=chunk_size)
+    H = hessian_operator(problem, w, of=of, dtype=dtype, indices=indices, chunk_size=chunk_size)
     if top + bottom > H.p:
         raise ValueError(f"top + bottom = {top + bottom} exceeds the number of parameters {H.p}")
     tol = default_tol(H.torch_dtype) if tol is None else float(tol)
-    if method == "auto":
-        method = "dense" if H.p <= DENSE_MAX_ORDER else "lanczos"
+    if solver == "auto":
+        solver = "dense" if H.p <= DENSE_MAX_ORDER else "lanczos"
     vecs = None
-    if method == "dense":
+    if solver == "dense":
         M = symmetric_dense(H)
         ev, U = torch.linalg.eigh(M)
         t_idx = torch.arange(H.p - 1, H.p - 1 - top, -1)
@@ -227,7 +235,7 @@ def hessian_spectrum(
         converged = True
         if return_vectors:
             vecs = U[:, idx].cpu().numpy()
-    elif method == "lanczos":
+    elif solver == "lanczos":
         r = lanczos_extremes(
             H,
             top=top,
@@ -258,13 +266,13 @@ def hessian_spectrum(
         matvecs=H.matvecs,
         converged=bool(converged),
         tol=tol,
-        method=method,
+        method=solver,
         of=of,
         p=H.p,
         reduction=problem.reduction,
         loss_scale=loss_scale,
         vectors=vecs,
-        criterion=criterion if method == "lanczos" else "residual",
+        criterion=criterion if solver == "lanczos" else "residual",
         error_bounds=np.asarray(torch.as_tensor(errs).double().cpu().numpy()),
     )
 
@@ -287,7 +295,7 @@ def _arpack(
             continue
         vals, vecs, ok = eigsh_end(
             H, k, which, tol=tol, ncv=ncv, maxiter=maxiter, v0=seed, warn=True,
-            hint="increase maxiter/tol or use method='lanczos'",
+            hint="increase maxiter/tol or use solver='lanczos'",
         )  # fmt: skip
         converged = converged and ok
         if which == "LA":  # descending

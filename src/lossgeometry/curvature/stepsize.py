@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry.linalg.power import power_iteration
 from lossgeometry.operators.hessian import HessianOperator
 from lossgeometry.problem import Problem
@@ -11,7 +12,8 @@ from lossgeometry.problem import Problem
 __all__ = ["auto_lr"]
 
 
-def auto_lr(problem: Problem, w: torch.Tensor, seed: int = 0, iters: int = 30) -> float:
+@deprecated_call_style(positional=("seed", "iters"))
+def auto_lr(problem: Problem, w: torch.Tensor, *, seed: int = 0, iters: int = 30) -> float:
     """Estimate ``1/λ_max(∇²L(w))`` by ``iters`` steps of power iteration on the loss Hessian.
 
     ``λ_max`` is the Rayleigh quotient ``vᵀ ∇²L(w) v`` of the last iterate
@@ -22,6 +24,9 @@ def auto_lr(problem: Problem, w: torch.Tensor, seed: int = 0, iters: int = 30) -
 
     Raises:
         ValueError: the Hessian is zero at ``w``.
+
+    Passing ``seed`` or ``iters`` by position (the former call style) works for one release,
+    with a :class:`DeprecationWarning`.
     """
     H = HessianOperator(problem, w, backend="fwdrev", max_vectors=1)
     lam = abs(power_iteration(H, iters, seed).value)

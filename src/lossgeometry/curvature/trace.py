@@ -5,7 +5,7 @@ Hessian-vector products: Hutchinson's estimator (Rademacher probes) or Hutch++ (
 sketch removes the few large eigenvalues first, then Hutchinson on the rest; far smaller
 variance for Hessians, whose trace is dominated by a few outliers). Probes are multiplied in
 blocks (one vectorized product per block). See :mod:`lossgeometry.linalg.hutchinson` for the
-estimators and their intervals. ``method="exact"`` sums the diagonal of the dense Hessian
+estimators and their intervals. ``estimator="exact"`` sums the diagonal of the dense Hessian
 (``p`` products; small models only).
 """
 
@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry.linalg.hutchinson import TraceEstimate, hutchinson, hutchpp
 from lossgeometry.operators.hessian import Of, hessian_operator
 from lossgeometry.problem import Problem
@@ -54,12 +55,17 @@ class HessianTrace(TraceEstimate):
         }
 
 
+Estimator = Literal["hutch++", "hutchinson", "exact"]
+"""The trace estimators of :func:`hessian_trace` (its ``estimator=``)."""
+
+
+@deprecated_call_style(renamed={"method": "estimator"}, positional=("estimator", "samples"))
 def hessian_trace(
     problem: Problem,
     w: torch.Tensor | None = None,
-    method: Literal["hutch++", "hutchinson", "exact"] = "hutch++",
-    samples: int = 99,
     *,
+    estimator: Estimator = "hutch++",
+    samples: int = 99,
     of: Of = "loss",
     seed: int = 0,
     confidence: float = 0.95,
@@ -80,14 +86,14 @@ def hessian_trace(
         >>> Y = torch.randn(8, 2, generator=g, dtype=torch.float64)
         >>> problem = lg.Problem(lg.models.mlp(3, 8, 1, 2, seed=0).double(), X, Y)   # p = 50
         >>> t = lg.hessian_trace(problem, samples=30)
-        >>> exact = lg.hessian_trace(problem, method="exact").estimate
+        >>> exact = lg.hessian_trace(problem, estimator="exact").estimate
         >>> t.covers(exact), t.matvecs, t.ci_low < t.estimate < t.ci_high
         (True, 30, True)
 
     Args:
         problem: the Problem.
         w: the point (default: the model's current parameters).
-        method: ``"hutch++"`` (default; ``samples`` is the product budget, a third of it
+        estimator: ``"hutch++"`` (default; ``samples`` is the product budget, a third of it
             probes the deflated remainder), ``"hutchinson"`` (``samples`` probes) or
             ``"exact"`` (the dense diagonal, ``p`` products).
         samples: number of products (Hutch++) or probes (Hutchinson).
@@ -102,24 +108,27 @@ def hessian_trace(
         progress: a progress bar.
 
     Returns:
-        A :class:`HessianTrace`.
+        A :class:`HessianTrace` (its ``method`` field records the estimator).
+
+    The former call style (``method``, ``samples`` by position; ``method=`` for the
+    estimator) works for one release, with a :class:`DeprecationWarning`.
     """
     H = hessian_operator(
-        problem, w, of, dtype, indices=indices, chunk_size=chunk_size, max_vectors=block
+        problem, w, of=of, dtype=dtype, indices=indices, chunk_size=chunk_size, max_vectors=block
     )
     kw = {"seed": seed, "confidence": confidence, "block": block, "progress": progress}
-    if method == "hutchinson":
+    if estimator == "hutchinson":
         est = hutchinson(H, samples, rtol=rtol, **kw)
-    elif method == "hutch++":
+    elif estimator == "hutch++":
         if rtol is not None:
-            raise ValueError("rtol applies to method='hutchinson' only; give Hutch++ a budget")
+            raise ValueError("rtol applies to estimator='hutchinson' only; give Hutch++ a budget")
         est = hutchpp(H, samples, **kw)
-    elif method == "exact":
+    elif estimator == "exact":
         D = H.to_dense()
         tr = float(torch.diagonal(D).sum())
         est = TraceEstimate(tr, tr, tr, 0.0, confidence, "exact", 0, H.p, 0.0, None)
     else:
-        raise ValueError(f"method must be 'hutch++', 'hutchinson' or 'exact', got {method!r}")
+        raise ValueError(f"estimator must be 'hutch++', 'hutchinson' or 'exact', got {estimator!r}")
     fields = {f.name: getattr(est, f.name) for f in dataclasses.fields(TraceEstimate)}
     fields["matvecs"] = H.matvecs
     return HessianTrace(**fields, of=of, p=H.p, reduction=problem.reduction)

@@ -8,7 +8,7 @@ At each point ``w`` the kernel ``K(w) = DF(w) DF(w)ᵀ`` (order ``N = n·k``, or
 ``outputs="trace"``) is built densely when ``N ≤ max_size`` (all eigenvalues in float64,
 :func:`~lossgeometry.kernel.spectrum.spectrum_from_kernel`); larger kernels get their extreme
 eigenvalues matrix-free (:func:`~lossgeometry.kernel.spectrum.kernel_spectrum` with
-``method="lanczos"``). Between two dense points it measures
+``solver="lanczos"``). Between two dense points it measures
 
     ‖K(w1) − K(w0)‖_F / ‖K(w0)‖_F        (in the dtype of the kernels)
 
@@ -33,7 +33,7 @@ from lossgeometry.kernel.spectrum import (
     spectrum_from_kernel,
 )
 from lossgeometry.kernel.tangent import tangent_kernel
-from lossgeometry.options import Options, OptionsError
+from lossgeometry.options import Options, OptionsError, renamed_options
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
@@ -48,11 +48,12 @@ __all__ = [
 Solver = Literal["auto", "dense", "lanczos", "arpack", "lobpcg"]
 
 
+@renamed_options({"method": "solver", "k": "num_eigenvalues"})
 @dataclasses.dataclass(frozen=True)
 class KernelChangeOptions(Options):
     """Options of :func:`kernel_change` (``[report.kernel]``, ``lossgeometry kernel``)."""
 
-    method: Solver = "auto"
+    solver: Solver = "auto"
     """Eigen-solver: ``"auto"`` (dense when ``N ≤ max_size``, else ``"lanczos"`` if
     ``matrix_free``), ``"dense"``, or a matrix-free one (``"lanczos"``, ``"arpack"``,
     ``"lobpcg"``)."""
@@ -61,10 +62,10 @@ class KernelChangeOptions(Options):
     outputs: Literal["full", "trace"] = "full"
     """``"full"``: all ``n·k`` outputs; ``"trace"``: summed over outputs (``n × n``, dense)."""
     max_size: int = DENSE_THRESHOLD
-    """Largest kernel order ``N`` built densely by ``method="auto"``."""
+    """Largest kernel order ``N`` built densely by ``solver="auto"``."""
     matrix_free: bool = True
-    """Let ``method="auto"`` fall back to matrix-free Lanczos above ``max_size``."""
-    k: int = 1
+    """Let ``solver="auto"`` fall back to matrix-free Lanczos above ``max_size``."""
+    num_eigenvalues: int = 1
     """Matrix-free: eigenvalues at each end of the spectrum."""
     tol: float = 1e-6
     """Matrix-free relative tolerance of each eigenvalue."""
@@ -74,17 +75,17 @@ class KernelChangeOptions(Options):
     """Seed of the matrix-free start vectors."""
 
     def check(self) -> None:
-        """``max_size``, ``k`` at least 1; ``tol`` positive; no matrix-free ``"trace"``."""
+        """Counts at least 1, ``tol`` positive, no matrix-free ``"trace"`` kernel."""
         if self.max_size < 1:
             raise OptionsError(f"max_size = {self.max_size}: must be at least 1")
-        if self.k < 1:
-            raise OptionsError(f"k = {self.k}: must be at least 1")
+        if self.num_eigenvalues < 1:
+            raise OptionsError(f"num_eigenvalues = {self.num_eigenvalues}: must be at least 1")
         if not self.tol > 0:
             raise OptionsError(f"tol = {self.tol}: must be positive")
-        if self.outputs == "trace" and self.method not in ("auto", "dense"):
+        if self.outputs == "trace" and self.solver not in ("auto", "dense"):
             raise OptionsError(
-                f"outputs = 'trace' needs the dense kernel; method = {self.method!r} is "
-                "matrix-free (use method = 'auto' or 'dense')"
+                f"outputs = 'trace' needs the dense kernel; solver = {self.solver!r} is "
+                "matrix-free (use solver = 'auto' or 'dense')"
             )
 
 
@@ -96,12 +97,12 @@ def kernel_size(problem: Problem, outputs: str = "full") -> int:
 def choose_solver(size: int, options: KernelChangeOptions) -> str | None:
     """The solver :func:`kernel_change` uses for a kernel of order ``size``.
 
-    ``"dense"`` or a matrix-free method; ``None`` when ``method="auto"`` finds the kernel
+    ``"dense"`` or a matrix-free solver; ``None`` when ``solver="auto"`` finds the kernel
     larger than ``max_size`` and may not fall back (``matrix_free=False`` or
     ``outputs="trace"``).
     """
-    if options.method != "auto":
-        return options.method
+    if options.solver != "auto":
+        return options.solver
     if size <= options.max_size:
         return "dense"
     if options.matrix_free and options.outputs == "full":
@@ -121,7 +122,7 @@ class KernelChange(Result):
         relative_change_spectral: the same in spectral norm (``nan`` unless
             ``spectral_norm``).
         size: the kernel order ``N``.
-        solver: ``"dense"`` or the matrix-free method used.
+        solver: ``"dense"`` or the matrix-free solver used.
         loss_scale: ``c`` with ``L = c·½‖F − Y‖²`` (``None`` for a loss other than MSE).
         plan: the structured rules' plan (dense kernels built by the structured method).
         options: the :class:`KernelChangeOptions` used, as a dict.
@@ -187,8 +188,8 @@ def _spectrum(
     spec = kernel_spectrum(
         problem,
         w,
-        k=o.k,
-        method=solver,
+        num_eigenvalues=o.num_eigenvalues,
+        solver=solver,
         tol=o.tol,
         outputs=o.outputs,
         kernel_method=o.kernel_method,

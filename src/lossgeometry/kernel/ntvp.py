@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry.kernel.outputs import check_no_train_batchnorm, resolve_outputs
 from lossgeometry.operators.ntk import NTKOperator
 from lossgeometry.problem import Problem
@@ -18,11 +19,12 @@ from lossgeometry.problem import Problem
 __all__ = ["NTKOperator", "ntk_operator"]
 
 
+@deprecated_call_style(positional=("chunk_size",))
 def ntk_operator(
     problem: Problem,
     w: torch.Tensor | None = None,
-    chunk_size: int | None = None,
     *,
+    chunk_size: int | None = None,
     outputs: str | int | Sequence[int] | torch.Tensor = "full",
     indices: Sequence[int] | torch.Tensor | None = None,
 ) -> NTKOperator:
@@ -41,6 +43,9 @@ def ntk_operator(
             holds ``min(c, 32)`` copies of one chunk's activations for ``c`` columns.
         outputs: ``"full"`` or output indices (``"trace"`` has no operator form).
         indices: restrict to these samples.
+
+    Passing ``chunk_size`` by position (the former call style) works for one release, with
+    a :class:`DeprecationWarning`.
     """
     check_no_train_batchnorm(problem)
     w = problem.check_w(w).detach()
@@ -56,4 +61,6 @@ def ntk_operator(
     idx = torch.arange(problem.n) if indices is None else problem.check_indices(indices).cpu()
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    return NTKOperator(problem, w, sel, idx, chunk_size or problem.chunk_size)
+    return NTKOperator(
+        problem, w, sel=sel, indices=idx, chunk_size=chunk_size or problem.chunk_size
+    )

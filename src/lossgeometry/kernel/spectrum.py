@@ -5,11 +5,11 @@ and take all eigenvalues with ``torch.linalg.eigvalsh`` in float64. The eigenval
 then dominated by the rounding of ``K`` in its own dtype (Weyl: ``|λ̂_i − λ_i| ≤ ‖K̂ − K‖₂``),
 reported as ``error_estimate = eps · ‖K̂‖_F``.
 
-Matrix-free (``method="lanczos"``, ``"arpack"`` or ``"lobpcg"``) on the NTK-vector-product
+Matrix-free (``solver="lanczos"``, ``"arpack"`` or ``"lobpcg"``) on the NTK-vector-product
 operator (:func:`~lossgeometry.kernel.ntvp.ntk_operator`). The smallest eigenvalue of a PSD
 kernel sits at the bottom of a spectrum with a large dynamic range and converges slowly;
 shift-invert is not available without factorizing ``K``. ``"lanczos"`` (the default
-matrix-free method) runs lossgeometry's thick-restart Lanczos
+matrix-free solver) runs lossgeometry's thick-restart Lanczos
 (:func:`~lossgeometry.linalg.lanczos_extremes`) once for both ends, with a large basis
 (:func:`default_ncv`: up to 512 vectors of length ``N``, which is cheap next to the model)
 and a test on the relative accuracy of each eigenvalue (its error bound
@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry.kernel import memory as _mem
 from lossgeometry.kernel.spectrum_free import (
@@ -58,6 +59,7 @@ __all__ = [
     "DENSE_THRESHOLD",
     "LANCZOS_NCV",
     "SPECTRUM_METHODS",
+    "SPECTRUM_SOLVERS",
     "KernelSpectrum",
     "default_ncv",
     "kernel_spectrum",
@@ -65,10 +67,13 @@ __all__ = [
 ]
 
 DENSE_THRESHOLD: int = 4096
-"""``method="auto"`` builds the dense kernel when ``N = n·ks`` is at most this (and it fits
+"""``solver="auto"`` builds the dense kernel when ``N = n·ks`` is at most this (and it fits
 in memory); matrix-free Lanczos otherwise."""
 
-SPECTRUM_METHODS = ("auto", "dense", "lanczos", "arpack", "lobpcg")
+SPECTRUM_SOLVERS = ("auto", "dense", "lanczos", "arpack", "lobpcg")
+"""The eigen-solvers of :func:`kernel_spectrum` (its ``solver=``)."""
+SPECTRUM_METHODS = SPECTRUM_SOLVERS
+"""Former name of :data:`SPECTRUM_SOLVERS` (kept for one release)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,10 +94,10 @@ class KernelSpectrum(Result):
     condition_number: float
     """``λ_max / λ_min`` (``inf`` when ``λ_min ≤ 0``)."""
     eigenvalues: np.ndarray
-    """Computed eigenvalues, ascending: all ``N`` (dense) or the ``k`` smallest followed by
-    the ``k`` largest (matrix-free)."""
+    """Computed eigenvalues, ascending: all ``N`` (dense) or the ``num_eigenvalues`` smallest
+    followed by the ``num_eigenvalues`` largest (matrix-free)."""
     method: str
-    """``"dense"``, ``"lanczos"``, ``"arpack"`` or ``"lobpcg"``."""
+    """The eigen-solver used: ``"dense"``, ``"lanczos"``, ``"arpack"`` or ``"lobpcg"``."""
     size: int
     """``N = n·ks``, the order of K."""
     trace: float = math.nan
@@ -170,13 +175,17 @@ def _condition(lmin: float, lmax: float) -> float:
     return lmax / lmin if lmin > 0 else math.inf
 
 
+@deprecated_call_style(
+    renamed={"method": "solver", "k": "num_eigenvalues"},
+    positional=("num_eigenvalues", "solver", "tol"),
+)
 def kernel_spectrum(
     problem: Problem,
     w: torch.Tensor | None = None,
-    k: int | None = None,
-    method: str = "auto",
-    tol: float = 1e-6,
     *,
+    num_eigenvalues: int | None = None,
+    solver: str = "auto",
+    tol: float = 1e-6,
     outputs: str | int | Sequence[int] = "full",
     indices: Sequence[int] | torch.Tensor | None = None,
     kernel_method: str = "auto",
@@ -195,9 +204,10 @@ def kernel_spectrum(
     Args:
         problem: the problem.
         w: flat parameters (default: the model's current ones).
-        k: matrix-free: how many eigenvalues at *each* end (default 1). Dense: ignored
-            (all ``N`` eigenvalues are returned).
-        method: ``"auto"`` (dense when ``N ≤ DENSE_THRESHOLD`` and it fits in memory, else
+        num_eigenvalues: matrix-free: how many eigenvalues at *each* end (default 1).
+            Dense: ignored (all ``N`` eigenvalues are returned). (Not ``k``: ``problem.k``
+            counts outputs.)
+        solver: ``"auto"`` (dense when ``N ≤ DENSE_THRESHOLD`` and it fits in memory, else
             ``"lanczos"``), ``"dense"``, ``"lanczos"`` (thick-restart Lanczos, both ends at
             once), ``"arpack"`` (SciPy ``eigsh``, one run per end) or ``"lobpcg"``.
         tol: matrix-free relative tolerance. ``"lanczos"``: the error bound of every
@@ -216,7 +226,7 @@ def kernel_spectrum(
             for LOBPCG (500). A run that reaches it returns its current estimates with
             ``converged=False`` and a ``RuntimeWarning`` (ARPACK with no estimate at an
             end: a ``ValueError``).
-        block_size: LOBPCG block size (default ``max(k, 4)``).
+        block_size: LOBPCG block size (default ``max(num_eigenvalues, 4)``).
         ncv: Lanczos basis size (default :func:`default_ncv` for ``"lanczos"``,
             :data:`LANCZOS_NCV` for ``"arpack"``).
         preconditioner: LOBPCG with the block-Jacobi preconditioner ``(K_ii)⁻¹`` (off by
@@ -229,16 +239,22 @@ def kernel_spectrum(
         A :class:`KernelSpectrum`.
 
     Raises:
-        ValueError: an unknown method, ``k < 1``, ``2k ≥ N`` for a matrix-free method, or a
-            dense request beyond the memory limit (use ``method="lanczos"``).
+        ValueError: an unknown solver, ``num_eigenvalues < 1``, ``2·num_eigenvalues ≥ N``
+            for a matrix-free solver, or a dense request beyond the memory limit (use
+            ``solver="lanczos"``).
+
+    The former call style (``k``, ``method``, ``tol`` by position; ``k=`` for
+    ``num_eigenvalues``, ``method=`` for the solver) works for one release, with a
+    :class:`DeprecationWarning`.
     """
     from lossgeometry.kernel.outputs import resolve_outputs
     from lossgeometry.kernel.tangent import tangent_kernel
 
-    if method not in SPECTRUM_METHODS:
-        raise ValueError(f"unknown spectrum method {method!r}: use one of {SPECTRUM_METHODS}")
+    if solver not in SPECTRUM_SOLVERS:
+        raise ValueError(f"unknown spectrum solver {solver!r}: use one of {SPECTRUM_SOLVERS}")
+    k = num_eigenvalues
     if k is not None and (not isinstance(k, int) or k < 1):
-        raise ValueError(f"k must be a positive integer or None, got {k!r}")
+        raise ValueError(f"num_eigenvalues must be a positive integer or None, got {k!r}")
     if not (isinstance(tol, (int, float)) and tol > 0):
         raise ValueError(f"tol must be a positive number, got {tol!r}")
     t0 = time.perf_counter()
@@ -253,22 +269,22 @@ def kernel_spectrum(
     outputs_label = (
         outputs if isinstance(outputs, str) else f"indices {list(np.atleast_1d(outputs))}"
     )
-    if method == "auto":
-        method = "dense"
+    if solver == "auto":
+        solver = "dense"
         if N > DENSE_THRESHOLD:
-            method = "lanczos"
+            solver = "lanczos"
         else:
             try:
                 _mem.check_memory(N * N * 8 * 3, "dense eigenvalues", max_memory, problem.device)
             except ValueError:
-                method = "lanczos"
-    if method == "dense":
+                solver = "lanczos"
+    if solver == "dense":
         _mem.check_memory(
             N * N * 8 * 2 + N * N * torch.empty((), dtype=problem.dtype).element_size(),
             f"the dense {N} × {N} kernel and its eigenvalues",
             max_memory,
             problem.device,
-            "use method='lanczos' (matrix-free) or a subset of samples/outputs",
+            "use solver='lanczos' (matrix-free) or a subset of samples/outputs",
         )
         K = tangent_kernel(
             problem,
@@ -287,14 +303,14 @@ def kernel_spectrum(
             seconds=time.perf_counter() - t0,
         )
     if trace:
-        raise ValueError("outputs='trace' needs method='dense' (no matrix-free operator)")
+        raise ValueError("outputs='trace' needs solver='dense' (no matrix-free operator)")
     from lossgeometry.kernel.ntvp import ntk_operator
 
     q = k or 1
     if 2 * q >= N:
         raise ValueError(
-            f"k={q} eigenvalues at each end of a kernel of order N={N} is too many for a "
-            "matrix-free method: use method='dense'"
+            f"num_eigenvalues={q} at each end of a kernel of order N={N} is too many for a "
+            "matrix-free solver: use solver='dense'"
         )
     op = ntk_operator(
         problem,
@@ -303,9 +319,9 @@ def kernel_spectrum(
         outputs=outputs if sel is not None else "full",
         indices=indices,
     )
-    if method == "lanczos":
+    if solver == "lanczos":
         res = thick_lanczos_ends(op, q, tol, maxiter, ncv, seed, progress)
-    elif method == "arpack":
+    elif solver == "arpack":
         res = arpack_ends(op, q, tol, maxiter, ncv if ncv is not None else LANCZOS_NCV, seed)
     else:
         diag = None
@@ -327,7 +343,7 @@ def kernel_spectrum(
     products = op.matvecs
     R = (op @ torch.from_numpy(vecs)).cpu().double().numpy() - vecs * vals[None, :]
     resid = np.linalg.norm(R, axis=0)
-    if method == "lobpcg":
+    if solver == "lobpcg":
         limit = tol * float(np.max(np.abs(vals)))
         converged = converged and bool(np.all(resid <= limit))
         if not converged:
@@ -336,7 +352,7 @@ def kernel_spectrum(
                 f"{int(iters)} iterations (largest residual ‖Kv − λv‖ = {resid.max():.3g}, "
                 f"tol·λ_max = {limit:.3g})",
                 tol,
-                "increase maxiter or tol, or use method='lanczos'",
+                "increase maxiter or tol, or use solver='lanczos'",
             )
     lmin, lmax = float(vals[0]), float(vals[-1])
     return KernelSpectrum(
@@ -344,7 +360,7 @@ def kernel_spectrum(
         lambda_max=lmax,
         condition_number=_condition(lmin, lmax),
         eigenvalues=vals,
-        method=method,
+        method=solver,
         size=N,
         error_estimate=float(resid.max()),
         converged=bool(converged),

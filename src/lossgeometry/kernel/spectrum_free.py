@@ -22,16 +22,16 @@ from lossgeometry.operators.ntk import NTKOperator
 Ends = tuple[np.ndarray, np.ndarray, bool, int]
 
 LANCZOS_NCV: int | None = 40
-"""Default ARPACK basis size (``method="arpack"``): larger than SciPy's ``max(2k+1, 20)``
+"""Default ARPACK basis size (``solver="arpack"``): larger than SciPy's ``max(2k+1, 20)``
 because the bottom of an ill-conditioned kernel needed several times fewer products with it
 (see ``docs/kernel.md``)."""
 
 LANCZOS_BASIS_BYTES = 2**30
-"""Memory budget of the thick-restart Lanczos basis (``method="lanczos"``)."""
+"""Memory budget of the thick-restart Lanczos basis (``solver="lanczos"``)."""
 
 
 def default_ncv(N: int, q: int = 1) -> int:
-    """Basis size of ``method="lanczos"``: ``min(N, 512)``, within :data:`LANCZOS_BASIS_BYTES`.
+    """Basis size of ``solver="lanczos"``: ``min(N, 512)``, within :data:`LANCZOS_BASIS_BYTES`.
 
     A basis long enough not to restart is what makes ``λ_min`` converge in few products
     (restarting throws away the polynomial built so far); the basis is ``ncv`` float64
@@ -58,7 +58,7 @@ def arpack_ends(
     N = op.shape[0]
     if ncv is not None:
         ncv = int(min(N - 1, max(ncv, 2 * q + 1)))
-    hint = "raise maxiter or tol, or use method='dense'"
+    hint = "raise maxiter or tol, or use solver='dense'"
     kw = {"tol": tol, "maxiter": maxiter, "ncv": ncv, "hint": hint}
     top, vtop, ok1 = eigsh_end(op, q, "LA", v0=seed, **kw)
     bot, vbot, ok2 = eigsh_end(op, q, "SA", v0=seed + 1, **kw)

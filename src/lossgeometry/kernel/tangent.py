@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._progress import progress_bar
 from lossgeometry.kernel import memory as _mem
 from lossgeometry.kernel.outputs import OutputsSpec, check_no_train_batchnorm, resolve_outputs
@@ -112,14 +113,15 @@ def _chunk_size(
     return b
 
 
+@deprecated_call_style(positional=("method", "outputs", "diagonal_only", "chunk_size"))
 def tangent_kernel(
     problem: Problem,
     w: torch.Tensor | None = None,
+    *,
     method: str | KernelMethod = "auto",
     outputs: OutputsSpec = "full",
     diagonal_only: bool = False,
     chunk_size: int | None = None,
-    *,
     indices: Sequence[int] | torch.Tensor | None = None,
     max_memory: int | str | None = None,
     progress: bool | None = None,
@@ -156,6 +158,9 @@ def tangent_kernel(
         ValueError: an unknown method or outputs spec, a BatchNorm layer in train mode, or a
             request that would exceed the memory limit (the message gives the size and
             suggests ``method="ntvp"`` or a smaller ``chunk_size``).
+
+    Passing ``method``, ``outputs``, ``diagonal_only`` or ``chunk_size`` by position (the
+    former call style) works for one release, with a :class:`DeprecationWarning`.
     """
     meth = resolve_method(method)
     check_no_train_batchnorm(problem)
@@ -175,7 +180,7 @@ def tangent_kernel(
         f"the {' × '.join(map(str, shape))} kernel",
         max_memory,
         problem.device,
-        "use kernel_spectrum(..., method='lanczos') or ntk_operator(...) (matrix-free), "
+        "use kernel_spectrum(..., solver='lanczos') or ntk_operator(...) (matrix-free), "
         "diagonal_only=True, outputs='trace', or a subset of samples (indices=...)",
     )
     budget = max(limit - out_bytes, 1)

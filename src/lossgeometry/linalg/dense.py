@@ -2,7 +2,7 @@
 
 An operator of order ``n`` costs ``n`` products to build densely, then ``O(n³)`` for all of
 its eigenvalues; an iterative solver needs a few dozen to a few hundred products for the
-ends of the spectrum. Every ``method="auto"`` that chooses between a dense and a
+ends of the spectrum. Every ``solver="auto"`` that chooses between a dense and a
 matrix-free route for an operator built from products (the loss Hessian in
 :func:`~lossgeometry.hessian_spectrum`, :func:`~lossgeometry.hessian_nullity`,
 :func:`~lossgeometry.negative_curvature_near`, and the dense-only
@@ -18,7 +18,7 @@ from lossgeometry.operators.base import square_operator
 __all__ = ["DENSE_MAX_ORDER", "symmetric_dense"]
 
 DENSE_MAX_ORDER = 3000
-"""``method="auto"`` builds an operator densely when its order is at most this."""
+"""``solver="auto"`` builds an operator densely when its order is at most this."""
 
 
 def symmetric_dense(A: object) -> torch.Tensor:

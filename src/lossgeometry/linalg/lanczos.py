@@ -6,7 +6,7 @@ largest and the ``bottom`` smallest (most negative) eigenvalues of a symmetric o
 *one* Krylov space.
 
 Why our own and not ``scipy.sparse.linalg.eigsh`` (ARPACK), which is also offered
-(``method="arpack"`` in :func:`lossgeometry.hessian_spectrum`):
+(``solver="arpack"`` in :func:`lossgeometry.hessian_spectrum`):
 
 * **Both ends at once.** ARPACK's ``which="BE"`` splits one ``k`` between the ends; asking
   for ``top`` and ``bottom`` separately needs two Krylov runs. One Krylov space

@@ -1,7 +1,7 @@
 """First-order routes to an interpolant: L-BFGS (strong Wolfe) and gradient descent (Armijo).
 
 The alternatives to Gauss–Newton offered by :func:`~lossgeometry.find_interpolant`
-(``method="lbfgs"`` and ``"gd"``). Each returns the :class:`~.gauss_newton.LMState` of its run:
+(``solver="lbfgs"`` and ``"gd"``). Each returns the :class:`~.gauss_newton.LMState` of its run:
 success when ``‖F(w) − Y‖ < tol``, otherwise the reason in words.
 """
 
@@ -66,7 +66,7 @@ def run_lbfgs(
     if not st.success:
         st.reason = (
             f"L-BFGS did not reach ‖F − Y‖ < tol within max_iter={max_iter} iterations "
-            f"(‖F − Y‖ = {st.history[-1]:.3e}); try method='gauss-newton'"
+            f"(‖F − Y‖ = {st.history[-1]:.3e}); try solver='gauss-newton'"
         )
     return st
 
@@ -111,6 +111,6 @@ def run_gd(
         st.reason = (
             f"GD did not reach ‖F − Y‖ < tol within max_iter={max_iter} steps "
             f"(‖F − Y‖ = {st.history[-1]:.3e}, linear convergence is slow when the tangent "
-            "kernel is ill-conditioned); try method='gauss-newton'"
+            "kernel is ill-conditioned); try solver='gauss-newton'"
         )
     return st

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import panels
 from lossgeometry.manifold._linalg import as_float64, require_mse, subproblem
 from lossgeometry.manifold.growth import LossGrowth, loss_growth
@@ -59,7 +60,7 @@ class ManifoldAnalysis(Result):
         n_total: samples in the Problem; ``samples``: the sample indices studied (all of
             them when ``len(samples) == n_total``).
         p: parameters; ``k``: outputs per sample; ``nk``: equations of the studied problem.
-        start_residual: ``‖F(w0) − Y‖`` on the studied samples at the start point.
+        start_residual: ``‖F(w) − Y‖`` on the studied samples at the start point.
         interpolant: the :class:`~lossgeometry.manifold.Interpolant` as a dict, without
             ``w`` (iterations, residual history, time).
         report: rank, dimension and Hessian nullity (:class:`ManifoldReport`).
@@ -163,20 +164,23 @@ def choose_samples(problem: Problem, max_equations: int, seed: int) -> tuple[lis
     return [int(i) for i in idx], True
 
 
+@deprecated_call_style(renamed={"w0": "w"})
 def analyze_manifold(
     problem: Problem,
-    w0: torch.Tensor | None = None,
+    w: torch.Tensor | None = None,
     *,
     options: ManifoldOptions | None = None,
     samples: list[int] | None = None,
     progress: bool | None = None,
     **overrides: Any,
 ) -> ManifoldAnalysis:
-    """Interpolate from ``w0`` and measure the manifold of global minima there.
+    """Interpolate from ``w`` and measure the manifold of global minima there.
 
     Args:
         problem: an MSE Problem.
-        w0: the start point (default: the model's parameters), e.g. the trained point.
+        w: the start point (default: the model's parameters), e.g. the trained point
+            (``w0=`` is its former name, kept for one release with a
+            :class:`DeprecationWarning`).
         options: :class:`~lossgeometry.manifold.options.ManifoldOptions` (default: its
             defaults): ``max_equations`` (study at most this many equations ``mk``, ``m =
             max_equations // k`` samples drawn with ``seed``, when the full problem has more;
@@ -220,7 +224,7 @@ def analyze_manifold(
             f"({problem.n * problem.k * problem.p * 8 / 1024**2:.0f} MiB in float64) per "
             "iteration; raise max_equations to study more"
         )
-    w = torch.as_tensor(w0 if w0 is not None else problem.params()).detach()
+    w = torch.as_tensor(w if w is not None else problem.params()).detach()
     w = w.to(device=p64.device, dtype=torch.float64)
     start = float(p64.residual(w).norm())
     t = time.perf_counter()
@@ -264,8 +268,8 @@ def analyze_manifold(
         walk = walk_manifold(
             p64,
             w_star,
-            walk_steps,
-            h,
+            steps=walk_steps,
+            step_size=h,
             seed=seed,
             direction="persistent",
             pca=False,

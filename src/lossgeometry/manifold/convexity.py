@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry.linalg.dense import DENSE_MAX_ORDER
 from lossgeometry.manifold._linalg import as_float64, flat_w
@@ -95,9 +96,11 @@ class LocalConvexity(Result):
         return ax
 
 
+@deprecated_call_style(positional=("radii", "samples", "seed"))
 def local_convexity(
     problem: Problem,
     w: torch.Tensor,
+    *,
     radii: tuple[float, ...] | list[float] | np.ndarray = DEFAULT_RADII,
     samples: int = 8,
     seed: int = 0,
@@ -111,6 +114,9 @@ def local_convexity(
     Raises:
         ValueError: ``p`` too large for dense Hessians (use
             :func:`negative_curvature_near`, which is matrix-free), or bad radii.
+
+    Passing ``radii``, ``samples`` or ``seed`` by position (the former call style) works for
+    one release, with a :class:`DeprecationWarning`.
     """
     p64 = as_float64(problem)
     if p64.p > DENSE_MAX_ORDER:

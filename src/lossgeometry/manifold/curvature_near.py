@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry.linalg.arpack import eigsh_end
 from lossgeometry.linalg.dense import DENSE_MAX_ORDER, symmetric_dense
@@ -106,13 +107,14 @@ class NegativeCurvature(Result):
         return ax
 
 
+@deprecated_call_style(renamed={"w_star": "w", "method": "solver"}, positional=("radii", "seed"))
 def negative_curvature_near(
     problem: Problem,
-    w_star: torch.Tensor,
+    w: torch.Tensor,
+    *,
     radii: tuple[float, ...] | list[float] | np.ndarray = DEFAULT_RADII,
     seed: int = 0,
-    *,
-    method: str = "auto",
+    solver: str = "auto",
     candidates: int = 4,
     space: TangentSpace | None = None,
 ) -> NegativeCurvature:
@@ -122,15 +124,15 @@ def negative_curvature_near(
     ``candidates`` random ones) with the largest ``‖Jᵀ a‖``, ``a = D²F(w*)[t, t]``, and the
     unit normal direction ``n = −Jᵀ a / ‖Jᵀ a‖``. At ``w = w* + ρ n``,
     ``tᵀ ∇²L(w) t = −c ρ ‖Jᵀ a‖ + O(ρ²) < 0`` for small ``ρ``: one Hessian-vector product
-    certifies a negative eigenvalue, for any ``p`` (matrix-free). With ``method="dense"``
+    certifies a negative eigenvalue, for any ``p`` (matrix-free). With ``solver="dense"``
     the exact ``λ_min(∇²L(w))`` is computed too.
 
     Args:
         problem: an MSE Problem (float64 copy used).
-        w_star: an interpolating point.
+        w: an interpolating point ``w*``.
         radii: distances to search.
         seed: seed of the candidate tangent directions.
-        method: ``"dense"`` (also exact ``λ_min``), ``"rayleigh"`` (certificates only) or
+        solver: ``"dense"`` (also exact ``λ_min``), ``"rayleigh"`` (certificates only) or
             ``"auto"`` (dense for ``p ≤`` :data:`~lossgeometry.linalg.DENSE_MAX_ORDER`).
         candidates: random tangent directions tried for ``t``.
         space: a :class:`TangentSpace` at ``w*`` to reuse.
@@ -138,17 +140,20 @@ def negative_curvature_near(
     Returns:
         A :class:`NegativeCurvature`. For a linear model ``D²F = 0``: nothing negative is
         found, its loss is convex.
+
+    The former call style (``w_star=``; ``radii``, ``seed`` by position; ``method=`` for the
+    solver) works for one release, with a :class:`DeprecationWarning`.
     """
     require_mse(problem, "negative_curvature_near")
     p64 = as_float64(problem)
-    w = flat_w(p64, w_star.to(torch.float64))
+    w = flat_w(p64, w.to(torch.float64))
     rs = np.asarray(radii, dtype=float)
     if rs.ndim != 1 or rs.size == 0 or np.any(rs <= 0):
         raise ValueError("radii must be a non-empty list of positive distances")
-    if method == "auto":
-        method = "dense" if p64.p <= DENSE_MAX_ORDER else "rayleigh"
-    if method not in ("dense", "rayleigh"):
-        raise ValueError(f"method must be 'auto', 'dense' or 'rayleigh', got {method!r}")
+    if solver == "auto":
+        solver = "dense" if p64.p <= DENSE_MAX_ORDER else "rayleigh"
+    if solver not in ("dense", "rayleigh"):
+        raise ValueError(f"solver must be 'auto', 'dense' or 'rayleigh', got {solver!r}")
     if candidates < 1:
         raise ValueError(f"candidates must be >= 1, got {candidates}")
     if space is None:
@@ -166,7 +171,7 @@ def negative_curvature_near(
         n = -best_g / best_norm
     else:  # D²F[t, t] ⟂ range J for every candidate (e.g. a linear model): any normal direction
         n = space.sample_normal(1, seed=seed + 1)[:, 0]
-    if method == "dense":
+    if solver == "dense":
         scale = float(hessian_eigenvalues(HessianOperator(p64, w))[-1])
     elif space.method == "dense":  # at an interpolant ∇²L = c JᵀJ, so λ_max = c σ_max²
         scale = c * float(space.S[0]) ** 2
@@ -180,7 +185,7 @@ def negative_curvature_near(
         H = HessianOperator(p64, wp)
         q = float(best_t @ (H @ best_t))
         ray.append(q)
-        eig.append(float(hessian_eigenvalues(H)[0]) if method == "dense" else q)
+        eig.append(float(hessian_eigenvalues(H)[0]) if solver == "dense" else q)
         losses.append(float(p64.loss(wp)))
     e = np.asarray(eig)
     neg = e < -tol
@@ -192,7 +197,7 @@ def negative_curvature_near(
         rayleigh=np.asarray(ray),
         eigenvalue=e,
         point_loss=np.asarray(losses),
-        certificate="exact" if method == "dense" else "rayleigh",
+        certificate="exact" if solver == "dense" else "rayleigh",
         predicted_slope=-c * best_norm,
         lambda_scale=float(scale),
         tol=tol,

@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry.linalg.rank import numerical_rank
 from lossgeometry.manifold._linalg import as_float64, flat_w, require_mse
@@ -91,8 +92,13 @@ def linear_layers(problem: Problem) -> list[str]:
     return names
 
 
-def zero_layers(problem: Problem, w: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
-    """``w`` with the weight matrices ``layers`` (0-based among the Linear layers) set to 0."""
+@deprecated_call_style(positional=("layers",))
+def zero_layers(problem: Problem, w: torch.Tensor, *, layers: Sequence[int]) -> torch.Tensor:
+    """``w`` with the weight matrices ``layers`` (0-based among the Linear layers) set to 0.
+
+    Passing ``layers`` by position (the former call style) works for one release, with a
+    :class:`DeprecationWarning`.
+    """
     names = linear_layers(problem)
     out = w.detach().clone()
     sl = problem.param_slices
@@ -163,14 +169,16 @@ def _jacobian_at_zero(modules: list[nn.Module], m_in: int, like: torch.Tensor) -
     return torch.func.jacrev(lambda u: seq(u.unsqueeze(0))[0])(z)
 
 
+@deprecated_call_style(positional=("layers",))
 def predict_zero_layer_nullity(
-    problem: Problem, w: torch.Tensor, layers: Sequence[int]
+    problem: Problem, w: torch.Tensor, *, layers: Sequence[int]
 ) -> DegeneratePrediction:
     """Predict the number of zero Hessian eigenvalues at ``w`` with ``layers`` zeroed.
 
     ``w`` must already have those weight matrices at zero (see :func:`zero_layers`); the
     other weights are what they are. See the module docstring for the formula
-    ``p − 2 · rank(Q) · rank(G P)``.
+    ``p − 2 · rank(Q) · rank(G P)``. Passing ``layers`` by position (the former call style)
+    works for one release, with a :class:`DeprecationWarning`.
     """
     require_mse(problem, "predict_zero_layer_nullity")
     p64 = as_float64(problem)

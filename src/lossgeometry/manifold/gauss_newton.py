@@ -19,6 +19,7 @@ from typing import Any
 import scipy.sparse.linalg as sla
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._progress import progress_bar
 from lossgeometry.linalg.power import power_iteration
 from lossgeometry.manifold._linalg import residual_vector, thin_factor
@@ -68,9 +69,10 @@ def spectral_norm(op: JacobianOperator, iters: int = 30, seed: int = 0) -> float
     return math.sqrt(power_iteration(GramOperator(op, "inner"), iters, seed).norm)
 
 
+@deprecated_call_style(renamed={"w0": "w"})
 def levenberg_marquardt(
     problem: Problem,
-    w0: torch.Tensor,
+    w: torch.Tensor,
     *,
     tol: float,
     max_iter: int,
@@ -87,9 +89,10 @@ def levenberg_marquardt(
     ``mode="interpolate"`` stops when ``‖r‖ < tol``; ``mode="least_squares"`` also stops at a
     stationary point, ``‖Jᵀ r‖ ≤ grad_tol · σ_max(J) ‖r‖``. ``polish``: after reaching
     ``tol``, try one more step (quadratic convergence usually takes ``1e-11`` to ``1e-15``),
-    kept only if it lowers ``‖r‖``.
+    kept only if it lowers ``‖r‖``. ``w`` is the start of the iteration (``w0=`` is its
+    former name, kept for one release with a :class:`DeprecationWarning`).
     """
-    w = w0.detach().clone()
+    w = w.detach().clone()
     r = residual_vector(problem, w)
     st = LMState(w=w, r=r, history=[float(r.norm())])
     lam = 0.0

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry.manifold._linalg import as_float64, flat_w, require_mse
 from lossgeometry.manifold.tangent import TangentSpace
@@ -120,9 +121,10 @@ def _median(vals: list[float | None]) -> float | None:
     return float(np.median(xs)) if xs else None
 
 
+@deprecated_call_style(renamed={"w_star": "w"})
 def loss_growth(
     problem: Problem,
-    w_star: torch.Tensor,
+    w: torch.Tensor,
     *,
     t: np.ndarray | list[float] | None = None,
     num_directions: int = 3,
@@ -134,7 +136,9 @@ def loss_growth(
 
     Args:
         problem: an MSE Problem (float64 copy used).
-        w_star: an interpolating point (``‖F(w*) − Y‖`` ≲ 1e-10 for clean exponents).
+        w: an interpolating point ``w*`` (``‖F(w*) − Y‖`` ≲ 1e-10 for clean exponents;
+            ``w_star=`` is its former name, kept for one release with a
+            :class:`DeprecationWarning`).
         t: step lengths (default ``logspace(-3, -1, 9)``).
         num_directions: how many orthonormal directions of each kind.
         seed: seed of the random directions.
@@ -147,7 +151,7 @@ def loss_growth(
     """
     require_mse(problem, "loss_growth")
     p64 = as_float64(problem)
-    w = flat_w(p64, w_star.to(torch.float64))
+    w = flat_w(p64, w.to(torch.float64))
     ts = np.asarray(t if t is not None else np.logspace(-3, -1, 9), dtype=float)
     if ts.ndim != 1 or ts.size < 3 or np.any(ts <= 0):
         raise ValueError("t must be at least 3 positive step lengths")

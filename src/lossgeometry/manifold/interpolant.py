@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry.manifold._descent import run_gd, run_lbfgs
 from lossgeometry.manifold._linalg import (
@@ -53,7 +54,10 @@ __all__ = [
     "spectral_norm",
 ]
 
-METHODS = ("gauss-newton", "lbfgs", "gd")
+SOLVERS = ("gauss-newton", "lbfgs", "gd")
+"""The solvers of :func:`find_interpolant` (its ``solver=``)."""
+METHODS = SOLVERS
+"""Former name of :data:`SOLVERS` (kept for one release)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +68,7 @@ class Interpolant(Result):
         success: whether the target was reached (``residual_norm < tol`` for an interpolant;
             a stationary point for a least-squares minimum).
         reason: why not (empty on success).
-        method: ``"gauss-newton"``, ``"lbfgs"`` or ``"gd"``.
+        method: the solver used: ``"gauss-newton"``, ``"lbfgs"`` or ``"gd"``.
         residual_norm: ``‖F(w) − Y‖₂`` at the returned point (Euclidean norm over all ``nk``
             entries, no normalization), computed in float64.
         loss: ``L(w)`` in the Problem's normalization (``loss_scale · ½‖F − Y‖²``).
@@ -163,12 +167,13 @@ def _finish(
     )
 
 
+@deprecated_call_style(renamed={"w0": "w", "method": "solver"}, positional=("solver", "tol"))
 def find_interpolant(
     problem: Problem,
-    w0: torch.Tensor | None = None,
-    method: str = "gauss-newton",
-    tol: float = 1e-10,
+    w: torch.Tensor | None = None,
     *,
+    solver: str = "gauss-newton",
+    tol: float = 1e-10,
     max_iter: int | None = None,
     jacobian: str = "auto",
     max_dense_bytes: int = DENSE_JACOBIAN_MAX_BYTES,
@@ -178,8 +183,9 @@ def find_interpolant(
 
     Args:
         problem: an MSE Problem (float32 or float64; the solve runs on a float64 copy).
-        w0: start point (default: the model's current parameters), e.g. a trained point.
-        method: ``"gauss-newton"`` (Levenberg–Marquardt, minimum-norm steps; see the module
+        w: the start point of the solve (default: the model's current parameters), e.g. a
+            trained point.
+        solver: ``"gauss-newton"`` (Levenberg–Marquardt, minimum-norm steps; see the module
             docstring), ``"lbfgs"`` or ``"gd"``.
         tol: success when ``‖F(w) − Y‖₂ < tol`` (Euclidean norm of all ``nk`` residuals).
         max_iter: iteration budget (default 100 for Gauss–Newton, 5000 for L-BFGS,
@@ -196,10 +202,13 @@ def find_interpolant(
         stagnation; budget).
 
     Raises:
-        ValueError: a non-MSE Problem, an unknown method or a non-positive tol.
+        ValueError: a non-MSE Problem, an unknown solver or a non-positive tol.
+
+    The former call style (``w0=``; ``method``, ``tol`` by position; ``method=`` for the
+    solver) works for one release, with a :class:`DeprecationWarning`.
 
     Example (``p = 41`` parameters, ``nk = 6`` equations; from a trained point, pass
-    ``w0=run.w_final``):
+    ``run.w_final`` as ``w``):
         >>> import torch
         >>> import lossgeometry as lg
         >>> g = torch.Generator().manual_seed(0)
@@ -216,15 +225,15 @@ def find_interpolant(
         (False, 'under-parameterized')
     """
     require_mse(problem, "find_interpolant")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")
     t0 = time.perf_counter()
     p64 = as_float64(problem)
-    w = flat_w(p64, w0.to(torch.float64) if w0 is not None else problem.params().to(torch.float64))
+    w = flat_w(p64, w.to(torch.float64) if w is not None else problem.params().to(torch.float64))
     nk = p64.n * p64.k
-    jac = choose_jacobian(p64, jacobian, max_dense_bytes) if method == "gauss-newton" else "none"
+    jac = choose_jacobian(p64, jacobian, max_dense_bytes) if solver == "gauss-newton" else "none"
     if p64.p < nk:
         r = residual_vector(p64, w)
         st = LMState(w=w, r=r, history=[float(r.norm())])
@@ -236,8 +245,8 @@ def find_interpolant(
                 "system with generically no solution (the minimum of the loss is positive). Use "
                 "lg.least_squares_minimum for its minimum, or more parameters / fewer samples"
             )
-        return _finish(p64, st, method, tol, jac, t0)
-    if method == "gauss-newton":
+        return _finish(p64, st, solver, tol, jac, t0)
+    if solver == "gauss-newton":
         st = levenberg_marquardt(
             p64,
             w,
@@ -247,16 +256,17 @@ def find_interpolant(
             progress=progress,
             polish=True,
         )
-    elif method == "lbfgs":
+    elif solver == "lbfgs":
         st = run_lbfgs(p64, w, tol, max_iter or 5000, progress)
     else:
         st = run_gd(p64, w, tol, max_iter or 20000, progress)
-    return _finish(p64, st, method, tol, jac, t0)
+    return _finish(p64, st, solver, tol, jac, t0)
 
 
+@deprecated_call_style(renamed={"w0": "w"})
 def least_squares_minimum(
     problem: Problem,
-    w0: torch.Tensor | None = None,
+    w: torch.Tensor | None = None,
     *,
     grad_tol: float = 1e-10,
     max_iter: int = 200,
@@ -272,6 +282,9 @@ def least_squares_minimum(
     manifold of interpolating minima; check convexity around it with
     :func:`~lossgeometry.manifold.local_convexity`.
 
+    ``w`` is the start point of the solve (default: the model's current parameters); ``w0=``
+    is its former name, kept for one release with a :class:`DeprecationWarning`.
+
     Returns:
         An :class:`Interpolant` whose ``success`` means "stationary point reached" (its
         ``residual_norm`` is then the minimal residual, usually > 0).
@@ -279,7 +292,7 @@ def least_squares_minimum(
     require_mse(problem, "least_squares_minimum")
     t0 = time.perf_counter()
     p64 = as_float64(problem)
-    w = flat_w(p64, w0.to(torch.float64) if w0 is not None else problem.params().to(torch.float64))
+    w = flat_w(p64, w.to(torch.float64) if w is not None else problem.params().to(torch.float64))
     jac = choose_jacobian(p64, jacobian, max_dense_bytes)
     tol = 1e-12 * max(1.0, float(p64.targets().norm()))
     st = levenberg_marquardt(

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry.linalg.arpack import eigsh_end
 from lossgeometry.linalg.dense import DENSE_MAX_ORDER, symmetric_dense
@@ -37,7 +38,7 @@ class HessianNullity(Result):
         rank: the numerical rank (:class:`~lossgeometry.linalg.Rank`, read from ``|λ|``).
         eigenvalues: all eigenvalues in decreasing order (dense), or the computed ones
             (Lanczos: the largest in magnitude), in the Problem's loss normalization.
-        method: ``"dense"`` (``eigvalsh`` of the ``p × p`` Hessian built from ``p``
+        method: the solver used: ``"dense"`` (``eigvalsh`` of the ``p × p`` Hessian built from ``p``
             Hessian-vector products), ``"randomized"`` (range finder) or ``"lanczos"``
             (ARPACK, largest magnitude).
         p: the number of parameters.
@@ -89,11 +90,12 @@ class HessianNullity(Result):
         return ax
 
 
+@deprecated_call_style(renamed={"method": "solver"})
 def hessian_nullity(
     problem: Problem,
     w: torch.Tensor | None = None,
     *,
-    method: str = "auto",
+    solver: str = "auto",
     num: int | None = None,
     min_gap: float = 1e3,
     tol: float | None = None,
@@ -103,7 +105,7 @@ def hessian_nullity(
     Args:
         problem: any Problem (a float64 copy is used).
         w: the point (default: the model's current parameters).
-        method: ``"dense"``, ``"randomized"``, ``"lanczos"`` or ``"auto"`` (dense for
+        solver: ``"dense"``, ``"randomized"``, ``"lanczos"`` or ``"auto"`` (dense for
             ``p ≤`` :data:`~lossgeometry.linalg.DENSE_MAX_ORDER`, else randomized).
         num: randomized/Lanczos: how many probe vectors / eigenvalues; the Hessian's rank
             must be smaller than ``num`` for the nullity to be decided (default 200).
@@ -125,17 +127,20 @@ def hessian_nullity(
       interpolant (``rank = nk``).
     * ``"lanczos"``: ARPACK's ``num`` eigenvalues of largest magnitude; if a cut lies among
       them, every eigenvalue not computed is smaller still, hence zero.
+
+    ``method=`` (the former name of ``solver=``) works for one release, with a
+    :class:`DeprecationWarning`.
     """
     p64 = as_float64(problem)
     w = flat_w(p64, None if w is None else w.to(torch.float64))
-    if method == "auto":
-        method = "dense" if p64.p <= DENSE_MAX_ORDER else "randomized"
+    if solver == "auto":
+        solver = "dense" if p64.p <= DENSE_MAX_ORDER else "randomized"
     H = HessianOperator(p64, w)
-    if method == "dense":
+    if solver == "dense":
         ev = torch.linalg.eigvalsh(symmetric_dense(H)).cpu().numpy()[::-1].copy()
         rk = numerical_rank(ev, tol, min_gap=min_gap, dim=p64.p)
         nullity: int | None = p64.p - rk.rank
-    elif method == "randomized":
+    elif solver == "randomized":
         m = int(min(num or 200, p64.p))
         g = torch.Generator(device="cpu").manual_seed(0)
         omega = torch.randn(p64.p, m, generator=g, dtype=torch.float64).to(p64.device)
@@ -143,17 +148,17 @@ def hessian_nullity(
         B = Q.T @ (H @ Q)
         ev = torch.linalg.eigvalsh(0.5 * (B + B.T)).cpu().numpy()
         ev, rk, nullity = _nullity_from_largest(ev, p64.p, tol, min_gap)
-    elif method == "lanczos":
+    elif solver == "lanczos":
         num = int(min(num or 200, p64.p - 1))
         ev, _, _ = eigsh_end(H, num, "LM", v0=0, vectors=False)
         ev, rk, nullity = _nullity_from_largest(ev, p64.p, tol, min_gap)
     else:
         raise ValueError(
-            f"method must be 'auto', 'dense', 'randomized' or 'lanczos', got {method!r}"
+            f"solver must be 'auto', 'dense', 'randomized' or 'lanczos', got {solver!r}"
         )
     negative = int(np.sum(ev < -rk.tol))
     return HessianNullity(
-        nullity=nullity, rank=rk, eigenvalues=ev, method=method, p=p64.p, negative=negative
+        nullity=nullity, rank=rk, eigenvalues=ev, method=solver, p=p64.p, negative=negative
     )
 
 

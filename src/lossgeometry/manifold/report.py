@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry.linalg.dense import DENSE_MAX_ORDER
 from lossgeometry.linalg.rank import Rank
@@ -179,9 +180,10 @@ class ManifoldReport(Result):
         return ax
 
 
+@deprecated_call_style(renamed={"w_star": "w"})
 def solution_manifold(
     problem: Problem,
-    w_star: torch.Tensor,
+    w: torch.Tensor,
     *,
     jacobian: str = "auto",
     hessian: bool | str = "auto",
@@ -195,7 +197,9 @@ def solution_manifold(
 
     Args:
         problem: an MSE Problem (a float64 copy is used).
-        w_star: an interpolating point, e.g. ``lg.find_interpolant(problem).w``.
+        w: an interpolating point ``w*``, e.g. ``lg.find_interpolant(problem).w``
+            (``w_star=`` is its former name, kept for one release with a
+            :class:`DeprecationWarning`).
         jacobian: ``"dense"`` (all singular values, exact projections), ``"matrix-free"``
             (ARPACK/LSQR on JVP/VJP products, never stores ``J``) or ``"auto"`` (dense when
             ``J`` takes at most ``max_dense_bytes``, 512 MiB).
@@ -219,7 +223,7 @@ def solution_manifold(
     """
     require_mse(problem, "solution_manifold")
     p64 = as_float64(problem)
-    w = flat_w(p64, w_star.to(torch.float64))
+    w = flat_w(p64, w.to(torch.float64))
     r = residual_vector(p64, w)
     rn = float(r.norm())
     loss = float(p64.loss(w))
@@ -262,7 +266,7 @@ def solution_manifold(
         hn = hessian_nullity(
             p64,
             w,
-            method=str(hmode),
+            solver=str(hmode),
             num=num_hessian or min(rank.rank + 40, p64.p - 1),
             min_gap=min_gap,
         )

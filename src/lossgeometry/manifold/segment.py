@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry.manifold._linalg import as_float64, flat_w
 from lossgeometry.problem import Problem
@@ -69,13 +70,16 @@ class SegmentLoss(Result):
         return ax
 
 
+@deprecated_call_style(positional=("num",))
 def segment_loss(
-    problem: Problem, w_a: torch.Tensor, w_b: torch.Tensor, num: int = 21
+    problem: Problem, w_a: torch.Tensor, w_b: torch.Tensor, *, num: int = 21
 ) -> SegmentLoss:
     """The loss on the straight segment between two points (e.g. two global minima).
 
     Between two interpolants a convex loss would stay at 0; ``midpoint_loss > 0`` shows the
-    set of minima is not convex. ``num`` is odd so that ``s = ½`` is sampled.
+    set of minima is not convex. ``num`` is odd so that ``s = ½`` is sampled. Passing ``num``
+    by position (the former call style) works for one release, with a
+    :class:`DeprecationWarning`.
     """
     if num < 3:
         raise ValueError(f"num must be >= 3, got {num}")

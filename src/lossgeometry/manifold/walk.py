@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import panels, renamed_axes
 from lossgeometry._progress import progress_bar
 from lossgeometry.linalg.rank import Rank, numerical_rank
@@ -152,13 +153,14 @@ class ManifoldWalk(Result):
         return fig
 
 
+@deprecated_call_style(renamed={"w_star": "w"}, positional=("steps", "step_size", "seed"))
 def walk_manifold(
     problem: Problem,
-    w_star: torch.Tensor,
+    w: torch.Tensor,
+    *,
     steps: int,
     step_size: float,
     seed: int = 0,
-    *,
     direction: str = "random",
     retract: bool = True,
     tol: float = 1e-10,
@@ -172,7 +174,7 @@ def walk_manifold(
 
     Args:
         problem: an MSE Problem (float64 copy used).
-        w_star: an interpolating start point (``lg.find_interpolant(...).w``).
+        w: an interpolating start point ``w*`` (``lg.find_interpolant(...).w``).
         steps: number of tangent steps.
         step_size: ``h``, the length of each tangent step.
         seed: seed of the random tangent directions.
@@ -193,6 +195,9 @@ def walk_manifold(
     Returns:
         A :class:`ManifoldWalk`. If a retraction fails, the walk stops there with
         ``success=False`` and the reason.
+
+    The former call style (``w_star=``; ``steps``, ``step_size``, ``seed`` by position)
+    works for one release, with a :class:`DeprecationWarning`.
     """
     require_mse(problem, "walk_manifold")
     if steps < 1:
@@ -202,7 +207,7 @@ def walk_manifold(
     if direction not in ("random", "persistent"):
         raise ValueError(f"direction must be 'random' or 'persistent', got {direction!r}")
     p64 = as_float64(problem)
-    w0 = flat_w(p64, w_star.to(torch.float64))
+    w0 = flat_w(p64, w.to(torch.float64))
     nk = p64.n * p64.k
     if p64.p <= nk:
         raise ValueError(

@@ -53,6 +53,7 @@ from typing import Any, Literal
 import torch
 from torch.func import grad, jvp, vjp, vmap
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry.operators.base import TorchLinearOperator
 from lossgeometry.problem import Problem
 
@@ -219,12 +220,13 @@ class HessianOperator(TorchLinearOperator):
         cache_bytes: memory budget of that default (:data:`GRAPH_CACHE_BYTES`, 2 GiB).
     """
 
+    @deprecated_call_style(positional=("of",))
     def __init__(
         self,
         problem: Problem,
         w: torch.Tensor | None = None,
-        of: Of = "loss",
         *,
+        of: Of = "loss",
         dtype: torch.dtype | None = None,
         indices: Sequence[int] | torch.Tensor | None = None,
         chunk_size: int | None = None,
@@ -290,12 +292,13 @@ def _ggn_chunk(
     return vmap(one, in_dims=1, out_dims=1)(V)
 
 
+@deprecated_call_style(positional=("of", "dtype"))
 def hessian_operator(
     problem: Problem,
     w: torch.Tensor | None = None,
+    *,
     of: Of = "loss",
     dtype: torch.dtype | None = None,
-    *,
     indices: Sequence[int] | torch.Tensor | None = None,
     chunk_size: int | None = None,
     max_vectors: int | None = 16,
@@ -345,11 +348,14 @@ def hessian_operator(
 
     Returns:
         A :class:`HessianOperator` (a SciPy ``LinearOperator``).
+
+    Passing ``of`` or ``dtype`` by position (the former call style) works for one release,
+    with a :class:`DeprecationWarning`.
     """
     return HessianOperator(
         problem,
         w,
-        of,
+        of=of,
         dtype=dtype,
         indices=indices,
         chunk_size=chunk_size,

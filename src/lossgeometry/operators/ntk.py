@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lossgeometry._compat import deprecated_call_style
 from lossgeometry.operators.jacobian import GramOperator, JacobianOperator
 from lossgeometry.problem import Problem
 
@@ -41,10 +42,12 @@ class NTKOperator(GramOperator):
             counts ``c``).
     """
 
+    @deprecated_call_style(positional=("sel", "indices", "chunk_size"))
     def __init__(
         self,
         problem: Problem,
         w: torch.Tensor | None = None,
+        *,
         sel: torch.Tensor | None = None,
         indices: torch.Tensor | None = None,
         chunk_size: int | None = None,

@@ -75,7 +75,7 @@ def test_cli_kernel_both_points(tmp_path, tiny_config):
 def test_cli_kernel_matrix_free_and_errors(tmp_path, tiny_config):
     out = tmp_path / "k.json"
     res = CliRunner().invoke(
-        app, ["kernel", "-c", str(tiny_config), "--method", "lanczos", "-o", str(out)]
+        app, ["kernel", "-c", str(tiny_config), "--solver", "lanczos", "-o", str(out)]
     )
     assert res.exit_code == 0, res.output
     spec = lg.KernelSpectrum.from_dict(json.loads(out.read_text())["points"]["init"])

@@ -56,8 +56,15 @@ def test_help_quotes_the_dataclass_defaults(command, cls, fields):
 def test_bad_option_values_are_clean_cli_errors(tmp_path):
     res = runner.invoke(app, ["hessian", "--top", "-1", "-o", str(tmp_path)])
     assert res.exit_code == 2 and "top = -1: must be non-negative" in res.output
-    res = runner.invoke(app, ["kernel", "--method", "power", "-o", str(tmp_path / "k.json")])
+    res = runner.invoke(app, ["kernel", "--solver", "power", "-o", str(tmp_path / "k.json")])
     assert res.exit_code == 2 and "choose one of" in res.output
+
+
+@pytest.mark.parametrize("command", ["hessian", "kernel"])
+def test_former_method_flag_names_the_solver_flag(command, tmp_path):
+    res = runner.invoke(app, [command, "--method", "dense", "-o", str(tmp_path / "x")])
+    assert res.exit_code == 2
+    assert "--method is now called --solver: pass --solver dense" in " ".join(res.output.split())
 
 
 @pytest.mark.parametrize("name", sorted(bundled_configs()))

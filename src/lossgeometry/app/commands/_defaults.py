@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
-from lossgeometry.options import Options
+from lossgeometry.options import Options, OptionsError
 
 O = TypeVar("O", bound=Options)
 
-__all__ = ["default_of", "study_options", "with_default"]
+__all__ = ["default_of", "refuse_former_flag", "study_options", "with_default"]
 
 
 def default_of(cls: type[Options], name: str) -> Any:
@@ -45,3 +45,13 @@ def with_default(text: str, cls: type[Options], name: str) -> str:
 def study_options(cls: type[O], where: str = "", **given: Any) -> O:
     """``cls`` built from the options that were given (``None`` means: the default)."""
     return cls.from_mapping({k: v for k, v in given.items() if v is not None}, where=where)
+
+
+def refuse_former_flag(value: Any, old: str, new: str) -> None:
+    """Refuse a renamed flag (kept as a hidden option for this message) when it was given.
+
+    ``--method`` became ``--solver`` (one word per meaning, ``docs/design.md``, Conventions);
+    a command line with the old flag is an error that names the new one, like a TOML key.
+    """
+    if value is not None:
+        raise OptionsError(f"{old} is now called {new}: pass {new} {value}")

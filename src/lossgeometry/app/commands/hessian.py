@@ -12,7 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
-from lossgeometry.app.commands._defaults import study_options, with_default
+from lossgeometry.app.commands._defaults import (
+    refuse_former_flag,
+    study_options,
+    with_default,
+)
 from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
@@ -57,11 +61,14 @@ def hessian_command(
             )
         ),
     ] = None,
-    method: Annotated[
+    solver: Annotated[
         str | None,
         typer.Option(
-            help=with_default("Eigen-solver: auto, lanczos, arpack or dense.", CO, "method")
+            help=with_default("Eigen-solver: auto, lanczos, arpack or dense.", CO, "solver")
         ),
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(hidden=True, help="Former name of --solver (refused).")
     ] = None,
     of: Annotated[
         str | None,
@@ -127,6 +134,7 @@ def hessian_command(
     from lossgeometry.curvature.profile import curvature_profile
     from lossgeometry.results import atomic_write_json
 
+    refuse_former_flag(method, "--method", "--solver")
     if criterion is not None and criterion not in ("eigenvalue", "residual"):
         raise ValueError(f"--criterion must be 'eigenvalue' or 'residual', got {criterion!r}")
     if point not in ("init", "trained", "both"):
@@ -138,7 +146,7 @@ def hessian_command(
         bottom=bottom,
         tol=tol,
         criterion=criterion,
-        method=method,
+        solver=solver,
         of=of,
         trace=trace,
         density=density,

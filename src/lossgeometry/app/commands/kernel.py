@@ -12,7 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
-from lossgeometry.app.commands._defaults import study_options, with_default
+from lossgeometry.app.commands._defaults import (
+    refuse_former_flag,
+    study_options,
+    with_default,
+)
 from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
@@ -38,13 +42,14 @@ def kernel_command(
             "training) or 'both' (also reports the relative kernel change)."
         ),
     ] = "init",
-    method: Annotated[
+    solver: Annotated[
         str | None,
         typer.Option(
-            help=with_default(
-                "Spectrum method: auto, dense, lanczos, arpack or lobpcg.", KO, "method"
-            )
+            help=with_default("Eigen-solver: auto, dense, lanczos, arpack or lobpcg.", KO, "solver")
         ),
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(hidden=True, help="Former name of --solver (refused).")
     ] = None,
     kernel_method: Annotated[
         str | None,
@@ -54,9 +59,13 @@ def kernel_command(
             )
         ),
     ] = None,
-    k: Annotated[
+    num_eigenvalues: Annotated[
         int | None,
-        typer.Option("-k", help=with_default("Matrix-free: eigenvalues at each end.", KO, "k")),
+        typer.Option(
+            "--num-eigenvalues",
+            "-k",
+            help=with_default("Matrix-free: eigenvalues at each end.", KO, "num_eigenvalues"),
+        ),
     ] = None,
     tol: Annotated[
         float | None, typer.Option(help=with_default("Matrix-free solver tolerance.", KO, "tol"))
@@ -100,14 +109,15 @@ def kernel_command(
     from lossgeometry.kernel.change import kernel_change
     from lossgeometry.results import atomic_write_json
 
+    refuse_former_flag(method, "--method", "--solver")
     if at not in ("init", "trained", "both"):
         raise ValueError(f"--at must be 'init', 'trained' or 'both', got {at!r}")
     cfg = load_cli_config(config, model, trust=trust_config)
     opts = study_options(
         KO,
-        method=method,
+        solver=solver,
         kernel_method=kernel_method,
-        k=k,
+        num_eigenvalues=num_eigenvalues,
         tol=tol,
         outputs=outputs,
         max_size=max_size,
@@ -131,7 +141,7 @@ def kernel_command(
     if save_kernel is not None and not kernels:
         raise ValueError(
             f"--save-kernel needs the dense kernel, but it was computed matrix-free by "
-            f"{ch.solver!r} (N = {ch.size}): pass --method dense or raise --max-size"
+            f"{ch.solver!r} (N = {ch.size}): pass --solver dense or raise --max-size"
         )
     specs = dict(zip(names, (ch.start, ch.end), strict=False))
     results: dict[str, Any] = {
@@ -157,7 +167,7 @@ def kernel_command(
             say(f"kernel ({name}): {path}")
 
     table = Table(title=f"tangent kernel, N = {ch.size} (p = {pb.p})")
-    for col in ("point", "λ_min", "λ_max", "κ", "method", "seconds"):
+    for col in ("point", "λ_min", "λ_max", "κ", "solver", "seconds"):
         table.add_column(col)
     if ch.loss_scale is not None:
         table.add_column("µ = 2cλ_min")

@@ -180,7 +180,9 @@ def _point(dataset: str, width: int, n: int, c: ManifoldDimensionConfig) -> dict
         dim = rep.dimension
         if 0 < dim <= c.pca_max_dim:
             h = c.pca_step * max(1.0, float(sol.w.norm()))
-            walk = walk_manifold(problem, sol.w, 2 * dim + 10, h, seed=seed, pca=True)
+            walk = walk_manifold(
+                problem, sol.w, steps=2 * dim + 10, step_size=h, seed=seed, pca=True
+            )
             row.update(
                 pca_dimension=walk.local_dimension,
                 walk_max_loss=float(walk.loss.max()),
@@ -208,12 +210,12 @@ def _degenerate_point(
     )
     problem = Problem(model.double(), X, Y)
     t0 = time.perf_counter()
-    w = zero_layers(problem, problem.params(), layers)
-    pred = predict_zero_layer_nullity(problem, w, layers)
+    w = zero_layers(problem, problem.params(), layers=layers)
+    pred = predict_zero_layer_nullity(problem, w, layers=layers)
     hn = hessian_nullity(
         problem,
         w,
-        method="dense" if problem.p <= c.hessian_max_p else "randomized",
+        solver="dense" if problem.p <= c.hessian_max_p else "randomized",
         num=min(problem.p - 1, pred.nonzero + 60),
     )
     return {

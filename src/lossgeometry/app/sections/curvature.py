@@ -9,7 +9,7 @@ Options (``[report.curvature]``) are the fields of
 :class:`~lossgeometry.curvature.profile.CurvatureOptions`, with their defaults there:
 ``top``, ``bottom``, ``tol`` (relative to ``‖H‖``), ``probes`` and ``steps`` of the density,
 ``trace_samples``, ``bound`` (square loss only), ``restarts`` (of the model-Hessian norm),
-``method``, ``criterion``, ``of``, ``density``, ``trace``, ``model_hessian`` and ``seed``
+``solver``, ``criterion``, ``of``, ``density``, ``trace``, ``model_hessian`` and ``seed``
 (default: the config's seed).
 """
 

@@ -5,7 +5,7 @@ the result. Options (``[report.kernel]``) are the fields of
 :class:`~lossgeometry.kernel.change.KernelChangeOptions`, with their defaults there:
 ``max_size`` (largest ``N = n·k`` for the dense kernel; larger problems use matrix-free
 Lanczos for ``λ_min``/``λ_max``, or are skipped with ``matrix_free = false``),
-``matrix_free``, ``method``, ``kernel_method``, ``outputs``, ``k``, ``tol``,
+``matrix_free``, ``solver``, ``kernel_method``, ``outputs``, ``num_eigenvalues``, ``tol``,
 ``spectral_norm`` and ``seed`` (default: the config's seed).
 """
 
