@@ -91,6 +91,7 @@ def sweep_command(
     from rich.console import Console
     from rich.markup import escape
 
+    from lossgeometry.app.outdir import OutputDirBusy
     from lossgeometry.app.sweep.core import sweep
 
     if experiment is not None and config is not None:
@@ -109,7 +110,7 @@ def sweep_command(
             resume=resume,
             progress=progress,
         )
-    except ImportError as e:  # backend="ray" without ray
+    except (ImportError, OutputDirBusy) as e:  # backend="ray" without ray; `out` is taken
         fail(str(e))
         raise  # unreachable
     Console().print(result.rich_table())
