@@ -185,7 +185,7 @@ def _build(
     w0 = problem.params()
     traj = stage.trajectory()
     if traj is not None:
-        log("training: reusing the earlier run")
+        log("training: reused")
     else:
         log(f"training: {problem}")
         traj = run_training(problem, cfg, progress=progress)
