@@ -85,22 +85,26 @@ def analyze(
     While it runs, a partial page of this run is in OUT/.staging/index.html (updated after
     each section); the report in OUT is replaced whole when the run ends.
     """
+    from rich.markup import escape
+
     from lossgeometry.app.outdir import OutputDirBusy
     from lossgeometry.app.report.build import build_report
 
     listed = [s.strip() for s in sections.split(",") if s.strip()] if sections else None
     cfg = load_cli_config(config, model, listed)
+
+    def log(line: str) -> None:  # section errors and paths are text, not console markup
+        console.print(escape(line))
+
     try:
-        index = build_report(cfg, out, resume=resume, progress=progress, log=console.print)
+        index = build_report(cfg, out, resume=resume, progress=progress, log=log)
     except OutputDirBusy as e:  # another run writes into `out`: nothing was touched
         fail(str(e))
         raise  # unreachable
     except RuntimeError as e:  # sections failed; the report exists and shows the errors
-        from rich.markup import escape
-
         console.print(f"[bold red]error:[/] {escape(str(e))}")
         raise typer.Exit(code=1) from None
-    console.print(f"[bold green]report:[/] {index.resolve()}")
+    console.print(f"[bold green]report:[/] {escape(str(index.resolve()))}")
 
 
 @app.command("sections")
