@@ -6,6 +6,7 @@ input and runs what a user would run. Extend the table when a new check is added
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import lossgeometry as lg
+import lossgeometry.app.experiments
+import lossgeometry.app.report
 from lossgeometry.app.config import build_problem, load_config
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -356,6 +364,116 @@ CASES += [
         r"eigenvalues .* no estimate to return",
     ),
 ]
+
+
+# -- output directories and files of earlier runs (issue #16) ---------------------------------
+def _tmp() -> Path:
+    return Path(tempfile.mkdtemp(prefix="lg-bad-input-"))
+
+
+def _tiny_analyze() -> dict:
+    from tests.conftest import tiny_toml
+
+    return tomllib.loads(tiny_toml(["problem"], width=8))
+
+
+def _report_with(name: str, text: str) -> None:
+    """A finished report whose file ``name`` then gets ``text``; then a rerun."""
+    from lossgeometry.app.report.build import build_report
+
+    out = _tmp() / "rep"
+    build_report(_tiny_analyze(), out, progress=False, log=lambda s: None)
+    (out / name).write_text(text)
+    build_report(_tiny_analyze(), out, progress=False, log=lambda s: None)
+
+
+def _a_file() -> Path:
+    path = _tmp() / "taken"
+    path.write_text("a file")
+    return path
+
+
+def _analyze_into_busy_dir() -> None:
+    from lossgeometry.app.outdir import claim
+    from lossgeometry.app.report.build import build_report
+
+    out = _tmp()
+    with claim(out, "sweep"):
+        build_report(_tiny_analyze(), out, progress=False, log=lambda s: None)
+
+
+def _corrupt_point() -> None:
+    from lossgeometry.app.experiments.plstar_common import cached_point
+
+    out = _tmp()
+    (out / "points").mkdir()
+    (out / "points" / "w8.json").write_text("{")
+    cached_point(out, "w8", {"width": 8}, lambda: {"x": 1.0})
+
+
+OUTPUT_CASES = [
+    Case(
+        "analyze-corrupt-state-json",
+        lambda: _report_with("state.json", "{"),
+        ValueError,
+        r"state\.json is corrupt \(JSONDecodeError.*rerun with --fresh",
+    ),
+    Case(
+        "analyze-corrupt-section-json",
+        lambda: _report_with("sections/problem.json", "[1, 2"),
+        ValueError,
+        r"sections/problem\.json is corrupt.*--fresh",
+    ),
+    Case(
+        "analyze-section-json-not-a-record",
+        lambda: _report_with("sections/problem.json", "[1, 2]"),
+        ValueError,
+        r"sections/problem\.json is corrupt \(TypeError: not a JSON object\).*--fresh",
+    ),
+    Case(
+        "analyze-corrupt-trajectory",
+        lambda: _report_with("trajectory.json", '{"loss": '),
+        ValueError,
+        r"trajectory\.json is corrupt.*--fresh",
+    ),
+    Case(
+        "analyze-output-is-a-file",
+        lambda: lg.app.report.build_report(_tiny_analyze(), _a_file()),
+        ValueError,
+        r"output path .*taken is a file, not a directory",
+    ),
+    Case(
+        "analyze-output-parent-is-a-file",
+        lambda: lg.app.report.build_report(_tiny_analyze(), _a_file() / "rep"),
+        ValueError,
+        r"cannot create the output directory .*taken/rep: Not a directory",
+    ),
+    Case(
+        "analyze-output-busy",
+        _analyze_into_busy_dir,
+        RuntimeError,
+        r"output directory .* is in use by another lossgeometry run \(sweep, pid \d+ on ",
+    ),
+    Case(
+        "sweep-output-is-a-file",
+        lambda: lg.sweep(_tiny_analyze(), {"seed": [0]}, _a_file(), progress=False),
+        ValueError,
+        r"output path .*taken is a file",
+    ),
+    Case(
+        "run-output-is-a-file",
+        lambda: lg.app.experiments.run_experiment("alphabeta_halfspace", _a_file()),
+        ValueError,
+        r"output path .*taken is a file",
+    ),
+    Case(
+        "experiment-corrupt-point",
+        _corrupt_point,
+        ValueError,
+        r"points/w8\.json is corrupt \(JSONDecodeError.*--fresh",
+    ),
+]
+CASES += OUTPUT_CASES
 
 
 def _bad_collate(items):

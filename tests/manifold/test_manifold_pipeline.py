@@ -124,7 +124,7 @@ def test_experiment_tiny_grid_and_resume(tmp_path) -> None:
     # resume: finished points are read back, not recomputed
     point = out / "points" / "synthetic-regression_w3_n4.json"
     d = json.loads(point.read_text())
-    d["seconds"] = -1.0
+    d["point"]["seconds"] = -1.0  # the file holds {key, inputs, point}
     point.write_text(json.dumps(d))
     run_experiment(cfg, out, progress=False)
     again = json.loads((out / "results.json").read_text())

@@ -26,6 +26,7 @@ from lossgeometry.app.options import (
     ProgressOpt,
     TrustOpt,
     cli_errors,
+    fail,
     load_cli_config,
     say,
 )
@@ -73,7 +74,9 @@ def analyze(
         bool,
         typer.Option(
             "--resume/--fresh",
-            help="Reuse finished sections of an earlier run with the same config.",
+            help="Reuse the training run and the finished sections whose inputs did not change "
+            "(config, section options, model factory source, data files, versions), or "
+            "recompute everything.",
         ),
     ] = True,
     progress: ProgressOpt = None,
@@ -85,13 +88,20 @@ def analyze(
     own default, the same as lg.Problem's: "sum" for mse (L = ½ Σᵢ ‖fᵢ − yᵢ‖²,
     the PL* papers' loss; mse is the default loss) and "mean" for cross_entropy
     (L = (1/n) Σᵢ −log softmax(fᵢ)_yᵢ). The report's Problem section shows it.
+
+    While it runs, a partial page of this run is in OUT/.staging/index.html (updated after
+    each section); the report in OUT is replaced whole when the run ends.
     """
+    from lossgeometry.app.outdir import OutputDirBusy
     from lossgeometry.app.report.build import build_report
 
     listed = [s.strip() for s in sections.split(",") if s.strip()] if sections else None
     cfg = load_cli_config(config, model, listed, trust=trust_config)
     try:
         index = build_report(cfg, out, resume=resume, progress=progress, log=say)
+    except OutputDirBusy as e:  # another run writes into `out`: nothing was touched
+        fail(str(e))
+        raise  # unreachable
     except RuntimeError as e:  # sections failed; the report exists and shows the errors
         say(e, label="[bold red]error:[/]")
         raise typer.Exit(code=1) from None
@@ -122,18 +132,31 @@ def run_command(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Run the paper-size grid.")] = False,
     list_: Annotated[bool, typer.Option("--list", help="List bundled experiments.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume/--fresh",
+            help="Reuse the grid points finished earlier with the same inputs (settings, "
+            "data files, versions), or recompute every point.",
+        ),
+    ] = True,
     progress: ProgressOpt = None,
 ) -> None:
     """Run a reproduction experiment from its TOML config; writes figures and a JSON table."""
     import json
 
     from lossgeometry.app.experiments import bundled_configs, run_experiment
+    from lossgeometry.app.outdir import OutputDirBusy
 
     if list_ or config is None:
         for name, path in bundled_configs().items():
             typer.echo(f"{name:<24} {path}")
         return
-    summary = run_experiment(config, out, full=full, progress=progress)
+    try:
+        summary = run_experiment(config, out, full=full, progress=progress, resume=resume)
+    except OutputDirBusy as e:
+        fail(str(e))
+        raise  # unreachable
     typer.echo(json.dumps(summary, indent=2, default=str)[:4000])
 
 

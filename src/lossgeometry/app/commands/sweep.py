@@ -97,6 +97,7 @@ def sweep_command(
     config.json and outputs; OUT/sweep.json holds the table. Rerunning skips finished runs
     and retries failed ones. Exits with status 1 if any run failed.
     """
+    from lossgeometry.app.outdir import OutputDirBusy
     from lossgeometry.app.sweep.core import sweep
 
     if experiment is not None and config is not None:
@@ -120,7 +121,7 @@ def sweep_command(
             resume=resume,
             progress=progress,
         )
-    except ImportError as e:  # backend="ray" without ray
+    except (ImportError, OutputDirBusy) as e:  # backend="ray" without ray; `out` is taken
         fail(str(e))
         raise  # unreachable
     show(result.rich_table())

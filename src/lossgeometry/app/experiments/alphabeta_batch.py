@@ -73,4 +73,12 @@ def alphabeta_batch(
         )
 
     settings = [setting(b) for b in c.batch_sizes]
-    return run_sweep("alphabeta_batch", c, out, settings, xlabel="batch size", progress=progress)
+    return run_sweep(
+        "alphabeta_batch",
+        c,
+        out,
+        settings,
+        xlabel="batch size",
+        grid_field="batch_sizes",
+        progress=progress,
+    )

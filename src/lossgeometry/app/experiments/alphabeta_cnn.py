@@ -81,5 +81,6 @@ def alphabeta_cnn(
         out,
         settings,
         xlabel="channels of the second conv layer",
+        grid_field="channels",
         progress=progress,
     )

@@ -5,7 +5,8 @@ Each setting (a width, a channel count, a batch size, an optimizer) builds, per 
 :func:`~lossgeometry.record_conditions` records the run (the seed also fixes the batch order)
 and the per-seed traces are merged, so ``min T`` is over all steps of all runs, as in
 Islamov et al. Finished settings are saved atomically under ``out/points/`` (a summary JSON
-and the trace) and skipped when the sweep is run again (resume).
+with the setting's cache key, and the trace) and skipped when the sweep is run again with the
+same key (resume; see :func:`run_sweep`).
 
 Configs are typed: :class:`AlphaBetaSweep` (the fields of
 :class:`~lossgeometry.conditions.alphabeta_study.AlphaBetaOptions` — ``margin``,
@@ -20,7 +21,6 @@ analysis of the CLI's and the report's α-β study).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +31,8 @@ import torch
 
 from lossgeometry.app.config import resolve_dtype
 from lossgeometry.app.figures import save_figure
+from lossgeometry.app.outdir import corrupt, load_point, save_point
+from lossgeometry.app.outdir import inputs as cache_inputs
 from lossgeometry.conditions.alphabeta import ConditionTrace, record_conditions
 from lossgeometry.conditions.alphabeta_study import AlphaBetaOptions, analyze_trace, heatmap_axis
 from lossgeometry.options import Options
@@ -112,6 +114,9 @@ class Setting:
     label: str
     x: float | str
     make: Callable[[int], RunSpec]
+    key: dict[str, Any] | None = None
+    """What this setting's runs depend on beyond the sweep's config, its label and ``x``
+    (e.g. its row of a table of optimizers); part of its cache key."""
 
 
 def classifier_setting(
@@ -127,8 +132,12 @@ def classifier_setting(
     batch_size: int | None,
     lr: float | None,
     optimizer_kwargs: dict[str, Any] | None = None,
+    key: dict[str, Any] | None = None,
 ) -> Setting:
-    """A setting whose seed ``s`` trains ``build(s)`` (in ``cfg``'s dtype) with cross-entropy."""
+    """A setting whose seed ``s`` trains ``build(s)`` (in ``cfg``'s dtype) with cross-entropy.
+
+    ``key``: see :attr:`Setting.key`.
+    """
 
     def make(seed: int) -> RunSpec:
         model = build(seed).to(cfg.torch_dtype)
@@ -136,7 +145,7 @@ def classifier_setting(
             cross_entropy_problem(model, X, Y), optimizer, steps, batch_size, lr, optimizer_kwargs
         )
 
-    return Setting(label, x, make)
+    return Setting(label, x, make, key)
 
 
 def load_data(cfg: ClassifierSweep, *, images: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,6 +182,14 @@ def summarize(label: str, x: Any, trace: ConditionTrace, options: AlphaBetaOptio
     return row
 
 
+def _setting_key(
+    name: str, cfg: AlphaBetaSweep, grid_field: str | None, s: Setting
+) -> dict[str, Any]:
+    """Everything a setting's rows and trace depend on (the sweep's grid list left out)."""
+    config = {k: v for k, v in cfg.to_dict().items() if k != grid_field}
+    return {"experiment": name, "config": config, "label": s.label, "x": s.x, "extra": s.key}
+
+
 def run_sweep(
     name: str,
     cfg: AlphaBetaSweep,
@@ -181,23 +198,41 @@ def run_sweep(
     *,
     xlabel: str,
     xlog: bool = True,
+    grid_field: str | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
-    """Record every setting (resuming finished ones), write figures and ``results.json``."""
+    """Record every setting (resuming finished ones), write figures and ``results.json``.
+
+    A setting is reused from ``out/points/LABEL.json`` and ``LABEL.trace.json`` only if it
+    was recorded with the same key: the whole config less ``grid_field`` (the list the
+    settings are made from, so a grown list reuses the settings it had), the setting's
+    label, ``x`` and :attr:`Setting.key`, the versions and local data files
+    (:func:`lossgeometry.app.outdir.inputs`).
+
+    Raises:
+        CorruptCacheError: a point or trace file does not read back (``--fresh`` fixes it).
+    """
     study = cfg.study()
     points = out / "points"
     points.mkdir(parents=True, exist_ok=True)
+    named = cache_inputs(cfg.to_dict())
     rows: list[dict[str, Any]] = []
     traces: dict[str, ConditionTrace] = {}
     for s in settings:
         pfile, tfile = points / f"{s.label}.json", points / f"{s.label}.trace.json"
-        if pfile.is_file() and tfile.is_file():
-            traces[s.label] = ConditionTrace.load(tfile)
-            rows.append(json.loads(pfile.read_text(encoding="utf-8")))
+        key = _setting_key(name, cfg, grid_field, s)
+        row = load_point(pfile, key, named)
+        if row is not None and tfile.is_file():
+            try:
+                traces[s.label] = ConditionTrace.load(tfile)
+            except Exception as e:  # any unreadable trace: JSON, fields, arrays
+                raise corrupt(tfile, e) from None
+            rows.append(row)
             if log:
                 log(f"[{name}] {s.label}: done earlier (resumed)")
             continue
+        pfile.unlink(missing_ok=True)  # the trace is rewritten: the old row must not vouch
         parts = []
         for seed in cfg.seeds:
             spec = s.make(seed)
@@ -219,7 +254,7 @@ def run_sweep(
         trace = ConditionTrace.concat(parts)
         row = summarize(s.label, s.x, trace, study)
         trace.save(tfile)
-        atomic_write_json(pfile, row)
+        save_point(pfile, key, named, row)
         traces[s.label] = trace
         rows.append(row)
         if log:

@@ -108,7 +108,8 @@ def alphabeta_halfspace(
             pb = Problem(model, X, Y, loss="mse", reduction="mean")
             return RunSpec(pb, "sgd", c.steps, c.batch_size, c.lr)
 
-        return Setting(f"init_{j}", "[" + ", ".join(f"{v:g}" for v in init) + "]", make)
+        x = "[" + ", ".join(f"{v:g}" for v in init) + "]"
+        return Setting(f"init_{j}", x, make, key={"init": init})
 
     settings = [setting(j, list(v)) for j, v in enumerate(c.inits)]
     summary = run_sweep(
@@ -118,6 +119,7 @@ def alphabeta_halfspace(
         settings,
         xlabel="initialization (w0, b0)",
         xlog=False,
+        grid_field="inits",
         progress=progress,
     )
     _halfspace_figure(out, [s.label for s in settings], c.early_steps, summary)

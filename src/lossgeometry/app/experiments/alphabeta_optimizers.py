@@ -77,6 +77,7 @@ def alphabeta_optimizers(
             batch_size=c.batch_size,
             lr=None if lr is None else float(lr),
             optimizer_kwargs=dict(spec.get("kwargs", {})) or None,
+            key={"spec": spec},
         )
 
     settings = [setting(k, v) for k, v in table.items()]
@@ -87,5 +88,6 @@ def alphabeta_optimizers(
         settings,
         xlabel="optimizer",
         xlog=False,
+        grid_field="optimizers",
         progress=progress,
     )

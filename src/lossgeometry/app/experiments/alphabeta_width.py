@@ -73,5 +73,6 @@ def alphabeta_width(
         out,
         settings,
         xlabel="width of the second hidden layer",
+        grid_field="widths",
         progress=progress,
     )

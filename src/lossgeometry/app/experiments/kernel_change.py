@@ -40,6 +40,7 @@ from lossgeometry.app.experiments.experiment import experiment
 from lossgeometry.app.experiments.options import DataTable, experiment_options, square_loss_data
 from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope, ntk_mlp_problem
 from lossgeometry.app.figures import save_figure
+from lossgeometry.app.outdir import inputs as cache_inputs
 from lossgeometry.kernel.change import KernelChangeOptions
 from lossgeometry.options import Options, OptionsError
 from lossgeometry.results import atomic_write_json
@@ -151,6 +152,7 @@ def kernel_change(
     X, Y = square_loss_data(c.data, resolve_dtype(c.dtype))
     widths, seeds, variants = list(c.widths), list(c.seeds), list(c.variants)
     key_base = {k: v for k, v in c.to_dict().items() if k not in ("widths", "seeds", "variants")}
+    named = cache_inputs(c.to_dict())  # versions, local data files
     grid = [(v, m, s) for v in variants for m in widths for s in seeds]
     points = []
     for v, m, s in progress_bar(grid, progress, desc="kernel change", unit="run"):
@@ -160,6 +162,7 @@ def kernel_change(
                 f"{v}_m{m}_s{s}",
                 {**key_base, "variant": v, "width": m, "seed": s},
                 lambda v=v, m=m, s=s: measure_kernel_change(c, v, m, s, X, Y),
+                inputs=named,
             )
         )
     summary: dict[str, Any] = {}

@@ -23,13 +23,13 @@ Hessian nullity against the closed form ``p − 2 rank(Q) rank(GP)`` of
 :mod:`lossgeometry.manifold.degenerate`, and the fraction of zero eigenvalues as the width
 grows.
 
-Each grid point is saved under ``out/points/`` and skipped on a re-run (resume).
+Each grid point is saved under ``out/points/`` with every setting it depends on and skipped
+on a re-run with the same settings (resume).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,6 +40,8 @@ from lossgeometry._progress import progress_bar
 from lossgeometry.app.experiments.experiment import experiment
 from lossgeometry.app.experiments.manifold_dimension_plots import plot_degenerate, plot_main
 from lossgeometry.app.experiments.options import experiment_options
+from lossgeometry.app.experiments.plstar_common import cached_point
+from lossgeometry.app.outdir import inputs as cache_inputs
 from lossgeometry.options import Options, OptionsError
 from lossgeometry.results import atomic_write_json
 
@@ -235,13 +237,19 @@ def _degenerate_point(
     }
 
 
-def _cached(out: Path, key: str, fn: Any) -> dict[str, Any]:
-    path = out / "points" / f"{key}.json"
-    if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))
-    row = fn()
-    atomic_write_json(path, row)
-    return row
+def _point_keys(c: ManifoldDimensionConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings every main-grid point and every degenerate point depends on.
+
+    The whole config less the grid lists (``datasets``, ``widths``, ``samples``; the
+    degenerate part's ``depths``, ``widths``, ``enabled``): a point's own coordinates are
+    added to its key, so a grown grid reuses the points it already has.
+    """
+    base = {
+        k: v
+        for k, v in c.to_dict().items()
+        if k not in ("datasets", "widths", "samples", "degenerate")
+    }
+    return base, {**base, "degenerate_n": c.degenerate.n}
 
 
 @experiment("manifold_dimension", options=ManifoldDimensionConfig)
@@ -252,9 +260,19 @@ def manifold_dimension(
     c = experiment_options(ManifoldDimensionConfig, cfg, full)
     torch_threads = torch.get_num_threads()
     jobs = [(ds, int(w), int(n)) for ds in c.datasets for n in c.samples[ds] for w in c.widths[ds]]
+    main_key, degenerate_key = _point_keys(c)
+    named = cache_inputs(c.to_dict())  # the versions (the data sets need no files)
     rows = []
     for ds, w, n in progress_bar(jobs, progress, desc="manifold grid"):
-        rows.append(_cached(out, f"{ds}_w{w}_n{n}", lambda ds=ds, w=w, n=n: _point(ds, w, n, c)))
+        rows.append(
+            cached_point(
+                out,
+                f"{ds}_w{w}_n{n}",
+                {**main_key, "dataset": ds, "width": w, "n": n},
+                lambda ds=ds, w=w, n=n: _point(ds, w, n, c),
+                inputs=named,
+            )
+        )
     plot_main(rows, out / "dimension.png")
     deg_rows: list[dict[str, Any]] = []
     if c.degenerate.enabled:
@@ -267,7 +285,13 @@ def manifold_dimension(
         for depth, width, layers in progress_bar(djobs, progress, desc="degenerate points"):
             key = f"degenerate_d{depth}_w{width}_z{'-'.join(map(str, layers))}"
             deg_rows.append(
-                _cached(out, key, lambda d=depth, w=width, z=layers: _degenerate_point(d, w, z, c))
+                cached_point(
+                    out,
+                    key,
+                    {**degenerate_key, "depth": depth, "width": width, "layers": layers},
+                    lambda d=depth, w=width, z=layers: _degenerate_point(d, w, z, c),
+                    inputs=named,
+                )
             )
         plot_degenerate(deg_rows, out / "degenerate.png")
     interp = [r for r in rows if r.get("interpolated")]

@@ -34,6 +34,7 @@ from lossgeometry.app.experiments.experiment import experiment
 from lossgeometry.app.experiments.options import DataTable, experiment_options, square_loss_data
 from lossgeometry.app.experiments.plstar_common import cached_point, ntk_mlp_problem
 from lossgeometry.app.figures import save_figure
+from lossgeometry.app.outdir import inputs as cache_inputs
 from lossgeometry.kernel.change import KernelChangeOptions
 from lossgeometry.options import Options
 from lossgeometry.results import atomic_write_json
@@ -150,6 +151,7 @@ def overparameterization(
     ratios, seeds = list(c.ratios), list(c.seeds)
     widths = [width_for_ratio(r, X.shape[1], c.depth, Y.shape[1], nk) for r in ratios]
     key_base = {k: v for k, v in c.to_dict().items() if k not in ("ratios", "seeds")}
+    named = cache_inputs(c.to_dict())  # versions, local data files
     grid = [(m, s) for m in widths for s in seeds]
     points = []
     for m, s in progress_bar(grid, progress, desc="over-parameterization", unit="run"):
@@ -159,6 +161,7 @@ def overparameterization(
                 f"width{m}_s{s}",
                 {**key_base, "width": m, "seed": s},
                 lambda m=m, s=s: _run_point(c, m, s, X, Y),
+                inputs=named,
             )
         )
     rows = []

@@ -1,7 +1,8 @@
 """Shared helpers of the PL* experiments (width sweep, over-parameterization, kernel change).
 
 * :func:`cached_point`: compute one grid point or load it from ``out/points/NAME.json`` if an
-  earlier run finished it with the same settings (resume); points are written atomically.
+  earlier run finished it with the same settings and inputs (resume); points are written
+  atomically.
 * :func:`loglog_slope`: least-squares slope of ``log y`` against ``log x`` with its standard
   error.
 * :func:`ntk_mlp_problem`: the square-loss Problem of an NTK-parameterized MLP (the model all
@@ -12,17 +13,16 @@ The configs themselves are typed (:mod:`lossgeometry.app.experiments.options`).
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from lossgeometry.app.outdir import load_point, save_point, versions
 from lossgeometry.problem import Problem
-from lossgeometry.results import atomic_write_json, to_jsonable
 
 MLP_VARIANTS = {
     "linear": "linear output",
@@ -73,25 +73,30 @@ def ntk_mlp_problem(
 
 
 def cached_point(
-    out: Path, name: str, key: dict[str, Any], compute: Callable[[], dict[str, Any]]
+    out: Path,
+    name: str,
+    key: dict[str, Any],
+    compute: Callable[[], dict[str, Any]],
+    *,
+    inputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the grid point ``name``, computed once and then reused.
 
     It is loaded from ``out/points/NAME.json`` if an earlier run computed it with the same
-    ``key`` (settings), else computed with ``compute()`` and saved atomically.
+    ``key`` (every setting the point depends on: pass the experiment's whole config, less
+    the grid lists, plus the point's coordinates) and the same ``inputs`` (what the settings
+    only name: :func:`lossgeometry.app.outdir.inputs` of the config; default: the versions
+    of lossgeometry and torch); else computed with ``compute()`` and saved atomically.
+
+    Raises:
+        CorruptCacheError: the point's file does not parse (``--fresh`` recomputes it).
     """
     path = Path(out) / "points" / f"{name}.json"
-    key = to_jsonable(key)
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, OSError):
-            saved = None
-        if saved is not None and saved.get("key") == key:
-            return saved["point"]
-    point = to_jsonable(compute())
-    atomic_write_json(path, {"key": key, "point": point})
-    return point
+    env = versions() if inputs is None else inputs
+    saved = load_point(path, key, env)
+    if saved is not None:
+        return saved
+    return save_point(path, key, env, compute())
 
 
 def loglog_slope(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:

@@ -36,10 +36,29 @@ def bundled_configs() -> dict[str, Path]:
 
 
 def run_experiment(
-    config: str | Path, out: Path | None = None, full: bool = False, progress: bool | None = None
+    config: str | Path,
+    out: Path | None = None,
+    full: bool = False,
+    progress: bool | None = None,
+    *,
+    resume: bool = True,
 ) -> dict[str, Any]:
-    """Run the experiment a TOML config names; ``config`` may be a path or a bundled name."""
+    """Run the experiment a TOML config names; ``config`` may be a path or a bundled name.
+
+    The run owns ``out`` (default ``out/NAME``) while it goes: a second run into it is
+    refused (:func:`lossgeometry.app.outdir.claim`). Grid points finished earlier with the
+    same inputs are reused (``out/points/``); ``resume=False`` deletes them first.
+
+    Raises:
+        FileNotFoundError: no such file or bundled experiment.
+        ValueError: bad TOML or options, an unknown experiment;
+            :class:`~lossgeometry.app.outdir.OutputDirError` for an unusable ``out``.
+        lossgeometry.app.outdir.OutputDirBusy: another run is writing into ``out``.
+    """
+    import shutil
     import sys
+
+    from lossgeometry.app.outdir import claim
 
     if sys.version_info >= (3, 11):
         import tomllib
@@ -65,6 +84,8 @@ def run_experiment(
         raise ValueError(
             f"{path}: 'experiment = {name!r}' is not a known experiment; known: {sorted(exps)}"
         )
-    out = Path(out) if out is not None else Path("out") / name
-    out.mkdir(parents=True, exist_ok=True)
-    return exps[name](cfg, out, full, progress)
+    target = Path(out) if out is not None else Path("out") / name
+    with claim(target, f"run {name}") as out_dir:
+        if not resume:
+            shutil.rmtree(out_dir / "points", ignore_errors=True)
+        return exps[name](cfg, out_dir, full, progress)

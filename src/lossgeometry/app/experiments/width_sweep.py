@@ -41,6 +41,7 @@ from lossgeometry.app.experiments.experiment import experiment
 from lossgeometry.app.experiments.options import DataTable, experiment_options, square_loss_data
 from lossgeometry.app.experiments.plstar_common import cached_point, loglog_slope, ntk_mlp_problem
 from lossgeometry.app.figures import save_figure
+from lossgeometry.app.outdir import inputs as cache_inputs
 from lossgeometry.kernel.change import KernelChangeOptions
 from lossgeometry.options import Options, OptionsError
 from lossgeometry.results import atomic_write_json
@@ -160,6 +161,7 @@ def width_sweep(
     widths, seeds, variants = list(c.widths), list(c.seeds), list(c.variants)
     X, Y = square_loss_data(c.data, resolve_dtype(c.dtype))
     key_base = {k: v for k, v in c.to_dict().items() if k not in ("widths", "seeds", "variants")}
+    named = cache_inputs(c.to_dict())  # versions, local data files
     grid = [(v, m, s) for v in variants for m in widths for s in seeds]
     points: list[dict[str, Any]] = []
     for v, m, s in progress_bar(grid, progress, desc="width sweep", unit="point"):
@@ -170,6 +172,7 @@ def width_sweep(
                 name,
                 {**key_base, "variant": v, "width": m, "seed": s},
                 lambda v=v, m=m, s=s: measure_width_point(c, v, m, s, X, Y),
+                inputs=named,
             )
         )
     fit_min = c.fit_min_width

@@ -7,12 +7,18 @@ Layout of a report directory::
                         ``sections.NAME.summary`` holds the section's headline scalars
                         (what sweeps read)
     figures/*.png       the figures
-    sections/NAME.json  one finished section each (used to resume an interrupted run)
+    sections/NAME.json  one finished section each, with its cache key
     trajectory.json     the training run (+ trajectory.json.pt with the parameters)
-    state.json          the config hash the run belongs to
+    state.json          the cache keys of the training run and the sections
+    .staging/           while a run goes on (or after it was interrupted): the run's own
+                        files, and its partial index.html (see staging.py)
+    .lossgeometry.lock  the lock that keeps a second run out while one runs
 
-With ``resume=True`` a second run with the same config reuses the trajectory and every
-finished section; a changed config starts afresh.
+With ``resume=True`` a rerun reuses the training run and every finished section whose cache
+key is unchanged: a section's key covers its ``[report.NAME]`` options, the whole problem
+config (everything but ``[report]``), the source of a model factory, local data files and
+the lossgeometry and torch versions (:mod:`lossgeometry.app.outdir.keys`); the training
+run's key all but the section options.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ import datetime as _dt
 import hashlib
 import json
 import platform
-import shutil
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -32,26 +37,51 @@ import torch
 
 from lossgeometry._version import __version__
 from lossgeometry.app.config import AnalyzeConfig, as_config, build_problem, run_training
-from lossgeometry.app.sections import html
+from lossgeometry.app.outdir import claim, digest, inputs
+from lossgeometry.app.report.page import render_html
+from lossgeometry.app.report.staging import ReportKeys, Staging
 from lossgeometry.app.sections.base import Context, SectionOutput, SectionSpec
 from lossgeometry.app.sections.registry import enabled_sections
 from lossgeometry.results import atomic_write_json, atomic_write_text, to_jsonable
-from lossgeometry.train import Trajectory
 
-_CSS = (Path(__file__).parent / "style.css").read_text(encoding="utf-8")
+__all__ = ["build_report", "config_hash", "report_keys", "render_html"]
+
 _STORED = ("results", "summary", "skipped", "error", "seconds")
 """What ``results.json`` keeps of each section (the HTML stays in ``sections/NAME.json``)."""
 
 
 def config_hash(cfg: AnalyzeConfig | Mapping[str, Any]) -> str:
-    """A stable hash of everything that determines the results (report switches excluded).
+    """A stable hash of the problem config (everything but the ``report`` table).
 
     The first 16 hex digits of the SHA-256 of the config's ``to_dict()`` without ``report``,
-    as JSON with sorted keys (options left unset do not enter it).
+    as JSON with sorted keys (options left unset do not enter it). The cache keys of
+    :func:`report_keys` add what the config only names and each section's options.
     """
     relevant = {k: v for k, v in as_config(cfg).to_dict().items() if k != "report"}
     blob = json.dumps(to_jsonable(relevant), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def report_keys(
+    cfg: AnalyzeConfig, specs: list[SectionSpec], named: Mapping[str, Any] | None = None
+) -> ReportKeys:
+    """The cache keys of a run: its training run and each section in ``specs``.
+
+    Training: :func:`~lossgeometry.app.outdir.digest` of the problem config and
+    ``named`` (:func:`~lossgeometry.app.outdir.inputs` of the config: versions, the model
+    factory's source, local data files). Section ``NAME``: of that key, the name and the
+    ``[report.NAME]`` options (without ``enabled``).
+    """
+    named = inputs(cfg) if named is None else named
+    problem = {k: v for k, v in cfg.to_dict().items() if k != "report"}
+    trajectory = digest({"config": problem, "inputs": named})
+    sections = {
+        s.name: digest(
+            {"problem": trajectory, "section": s.name, "options": cfg.report.options(s.name)}
+        )
+        for s in specs
+    }
+    return ReportKeys(trajectory, sections)
 
 
 def _run_section(spec: SectionSpec, ctx: Context) -> dict[str, Any]:
@@ -79,6 +109,19 @@ def _run_section(spec: SectionSpec, ctx: Context) -> dict[str, Any]:
     return rec
 
 
+def _meta(h: str, named: Mapping[str, Any], t_start: float) -> dict[str, Any]:
+    return {
+        "lossgeometry": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config_hash": h,
+        "inputs": dict(named),
+        "total_seconds": time.perf_counter() - t_start,
+    }
+
+
 def build_report(
     cfg: AnalyzeConfig | Mapping[str, Any],
     out: str | Path,
@@ -89,12 +132,17 @@ def build_report(
 ) -> Path:
     """Build the problem of ``cfg``, train it, run the enabled sections, write the report.
 
+    The run owns ``out`` while it goes (a second run into ``out`` is refused), works in
+    ``out/.staging/`` (its partial ``index.html`` there is rewritten after every section)
+    and swaps the finished report into ``out`` at the end (``staging.py``).
+
     Args:
         cfg: an :class:`AnalyzeConfig` or a mapping with its keys (missing ones take the
             defaults; checked like a TOML file).
         out: the report directory.
-        resume: reuse the training run and the finished sections of an earlier run with the
-            same config hash.
+        resume: reuse the training run and the finished sections (of an interrupted run, or
+            of the report in ``out``) whose cache keys are unchanged (see :func:`report_keys`);
+            ``False`` recomputes everything.
         progress: progress bars (default: on a terminal).
         log: where the progress lines go.
 
@@ -104,64 +152,67 @@ def build_report(
     Raises:
         RuntimeError: one or more sections failed (the report is still written, with the
             error shown in place of each failed section).
-        ValueError: a bad config key or value (nothing is written).
+        ValueError: a bad config key or value (nothing is written);
+            :class:`~lossgeometry.app.outdir.OutputDirError` for an output path that is a
+            file or cannot be written; :class:`~lossgeometry.app.outdir.CorruptCacheError`
+            for an unreadable file of an earlier run (names it; ``resume=False`` fixes it).
+        lossgeometry.app.outdir.OutputDirBusy: another run is writing into ``out``.
     """
     cfg = as_config(cfg)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    h = config_hash(cfg)
-    state_path = out / "state.json"
-    if state_path.exists():
-        old = json.loads(state_path.read_text())
-        if not resume or old.get("config_hash") != h:
-            for sub in ("sections", "figures"):
-                shutil.rmtree(out / sub, ignore_errors=True)
-            for f in ("trajectory.json", "trajectory.json.pt"):
-                (out / f).unlink(missing_ok=True)
-    atomic_write_json(state_path, {"config_hash": h, "version": __version__})
     specs = enabled_sections(cfg.report)
+    with claim(out, "analyze") as out_dir:
+        return _build(cfg, specs, out_dir, resume=resume, progress=progress, log=log)
+
+
+def _build(
+    cfg: AnalyzeConfig,
+    specs: list[SectionSpec],
+    out: Path,
+    *,
+    resume: bool,
+    progress: bool | None,
+    log: Callable[[str], Any],
+) -> Path:
+    t_start = time.perf_counter()
+    h = config_hash(cfg)
+    named = inputs(cfg)
+    keys = report_keys(cfg, specs, named)
+    stage = Staging(out, keys, resume=resume)
     seed = cfg.seed
     torch.manual_seed(seed)
 
-    t_start = time.perf_counter()
     problem, data_name = build_problem(cfg)
     w0 = problem.params()
-    traj_path = out / "trajectory.json"
-    if resume and traj_path.exists():
-        traj = Trajectory.load(traj_path)
-        log(f"reusing the training run in {traj_path}")
+    traj = stage.trajectory()
+    if traj is not None:
+        log("training: reused")
     else:
         log(f"training: {problem}")
         traj = run_training(problem, cfg, progress=progress)
-        traj.save(traj_path)
+        stage.save_trajectory(traj)
 
     records: dict[str, dict[str, Any]] = {}
-    (out / "sections").mkdir(exist_ok=True)
-    for spec in specs:
-        path = out / "sections" / f"{spec.name}.json"
-        if resume and path.exists():
-            rec = json.loads(path.read_text())
-            if rec.get("error") is None:
-                records[spec.name] = rec
-                log(f"section {spec.name}: reused")
-                continue
-        log(f"section {spec.name}: running")
-        ctx = Context(problem, cfg, w0, traj, out, seed, progress, cfg.report.options(spec.name))
-        rec = _run_section(spec, ctx)
-        atomic_write_json(path, rec)
+    log(f"partial report (updated after each section): {stage.index}")
+    for i, spec in enumerate(specs):
+        rec = stage.section(spec.name)
+        if rec is not None:
+            log(f"section {spec.name}: reused")
+        else:
+            log(f"section {spec.name}: running")
+            ctx = Context(
+                problem, cfg, w0, traj, stage.dir, seed, progress, cfg.report.options(spec.name)
+            )
+            rec = stage.save_section(spec.name, _run_section(spec, ctx))
+            status = "failed: " + rec["error"] if rec["error"] else f"{rec['seconds']:.1f} s"
+            log(f"section {spec.name}: {status}")
         records[spec.name] = rec
-        status = "failed: " + rec["error"] if rec["error"] else f"{rec['seconds']:.1f} s"
-        log(f"section {spec.name}: {status}")
+        pending = [s.name for s in specs[i + 1 :]]
+        atomic_write_text(
+            stage.index,
+            render_html(cfg, data_name, records, _meta(h, named, t_start), pending=pending),
+        )
 
-    meta = {
-        "lossgeometry": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config_hash": h,
-        "total_seconds": time.perf_counter() - t_start,
-    }
+    meta = _meta(h, named, t_start)
     results = {
         "meta": meta,
         "config": cfg.to_dict(),
@@ -170,8 +221,10 @@ def build_report(
             for k, v in records.items()
         },
     }
-    atomic_write_json(out / "results.json", results)
-    index = atomic_write_text(out / "index.html", render_html(cfg, data_name, records, meta))
+    atomic_write_json(stage.dir / "results.json", results)
+    stage.write_state(keys.trajectory, "complete", config_hash=h, version=__version__)
+    atomic_write_text(stage.index, render_html(cfg, data_name, records, meta))
+    index = stage.publish(records)
     failed = [k for k, v in records.items() if v.get("error")]
     if failed:
         raise RuntimeError(
@@ -179,40 +232,3 @@ def build_report(
             + "; ".join(records[k]["error"] for k in failed)
         )
     return index
-
-
-def render_html(
-    cfg: Mapping[str, Any], data_name: str, records: dict[str, dict[str, Any]], meta: dict[str, Any]
-) -> str:
-    """The report page: a navigation bar and one card per section."""
-    nav = "".join(
-        f'<a href="#{html.esc(k)}">{html.esc(v["title"])}</a>' for k, v in records.items()
-    )
-    cards = []
-    for name, rec in records.items():
-        if rec.get("error"):
-            body = html.note(f"This section failed: {rec['error']}", "warn")
-        elif rec.get("skipped"):
-            body = html.note(f"Skipped: {rec['skipped']}", "info")
-        else:
-            body = rec["html"]
-        cards.append(
-            f'<section class="card" id="{html.esc(name)}"><h2>{html.esc(rec["title"])}</h2>'
-            f'{body}<div class="timing">{rec["seconds"]:.1f} s</div></section>'
-        )
-    model = cfg.get("model", {})
-    subtitle = f"{model.get('factory') or model.get('name', 'model')} on {data_name}"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>lossgeometry report — {html.esc(subtitle)}</title>
-<style>{_CSS}</style></head>
-<body>
-<header><h1>Loss-landscape report</h1><p class="sub">{html.esc(subtitle)}</p>
-<nav>{nav}</nav></header>
-<main>{"".join(cards)}</main>
-<footer>lossgeometry {html.esc(meta["lossgeometry"])} · torch {html.esc(meta["torch"])} ·
-Python {html.esc(meta["python"])} · {html.esc(meta["created"])} ·
-total {meta["total_seconds"]:.1f} s · numbers in <code>results.json</code></footer>
-</body></html>
-"""

@@ -10,9 +10,12 @@ Layout of a sweep directory ``out``::
         error.json        instead of done.json when the run failed: the error and traceback
         log.txt           the job's log lines
 
-A run whose ``done.json`` holds the hash of the same merged config is skipped on the next
-call (``resume=True``); a failed or interrupted run is retried and, for ``job="analyze"``,
-reuses the report sections it had finished.
+A run whose ``done.json`` holds the hash of the same merged config (and of what it names:
+a model factory's source, local data files, the versions) is skipped on the next call
+(``resume=True``); a failed or interrupted run is retried and, for ``job="analyze"``, reuses
+the report sections it had finished. The sweep holds ``out`` while it runs
+(:func:`lossgeometry.app.outdir.claim`): a second sweep into it is refused at once, so two
+sweeps never run the same points.
 
 The metrics of a run are its headline numbers: for ``job="analyze"`` the ``summary`` of each
 report section (``results.json`` → ``sections.NAME.summary``, as ``NAME.KEY``), for
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from lossgeometry._progress import progress_bar
+from lossgeometry.app.outdir import claim
 from lossgeometry.app.sweep.backends import (
     BACKENDS,
     Backend,
@@ -111,7 +115,10 @@ def sweep(
 
     Raises:
         ValueError: bad job/backend/workers, a grid key that does not exist in the config
-            (the message lists the valid ones), an empty or duplicated value list.
+            (the message lists the valid ones), an empty or duplicated value list;
+            :class:`~lossgeometry.app.outdir.OutputDirError` for an ``out`` that is a file
+            or cannot be written.
+        lossgeometry.app.outdir.OutputDirBusy: another sweep (or run) holds ``out``.
         FileNotFoundError: the config file does not exist.
         ImportError: ``backend="ray"`` without Ray installed.
 
@@ -129,8 +136,22 @@ def sweep(
     base = load_base_config(config, job)
     grid_lists = check_grid(base, grid, job)
     points = expand_grid(base, grid_lists, job)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with claim(out, "sweep") as out_dir:
+        return _run(points, grid_lists, base, out_dir, job, workers, ray, resume, progress)
+
+
+def _run(
+    points: list[GridPoint],
+    grid_lists: dict[str, list[Any]],
+    base: dict[str, Any],
+    out: Path,
+    job: Job,
+    workers: int,
+    ray: Any,
+    resume: bool,
+    progress: bool | None,
+) -> SweepResult:
+    """The runs of a sweep whose directory ``out`` this process holds."""
     t0 = time.perf_counter()
 
     runs: dict[str, SweepRun] = {}

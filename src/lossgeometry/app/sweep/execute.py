@@ -2,7 +2,9 @@
 
 :func:`execute` never raises for a failing job: the error and traceback go to
 ``error.json`` and the run comes back as ``"failed"`` (with the numbers a partly written
-report still gives). A run whose ``config.json`` belongs to another config starts clean.
+report still gives). A run whose ``config.json`` belongs to another config starts clean; a
+run directory another process holds (:func:`lossgeometry.app.outdir.claim`) is left alone
+and the run fails with the holder named.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from lossgeometry.app.outdir import OutputDirBusy, claim
+from lossgeometry.app.outdir.guard import HOLDER_FILE, LOCK_FILE
 from lossgeometry.app.sweep.grid import config_hash
 from lossgeometry.app.sweep.jobs import JOB_FUNCTIONS, partial_metrics
 from lossgeometry.app.sweep.result import SweepRun
@@ -80,6 +84,34 @@ def record_failure(task: Task, error: str, tb: str, seconds: float) -> SweepRun:
     )
 
 
+def _empty(run_dir: Path) -> None:
+    """Remove what a run directory holds, but not its lock (another run may wait on it)."""
+    for p in run_dir.iterdir():
+        if p.name in (LOCK_FILE, HOLDER_FILE):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+def _prepare(task: Task, run_dir: Path) -> bool:
+    """Clean or keep the run directory; write its config. Whether its earlier files count.
+
+    Holds the directory's lock while it does (another process writing into it, e.g. an
+    ``analyze`` run, makes this raise OutputDirBusy instead of deleting its files).
+    """
+    with claim(run_dir, f"sweep run {task.name}"):
+        old = read_json(run_dir / "config.json")
+        same = old is not None and config_hash(task.job, old) == task.config_hash
+        if old is not None and not (task.resume and same):
+            _empty(run_dir)  # a run of another config (or --fresh): start clean
+        for f in ("done.json", "error.json"):
+            (run_dir / f).unlink(missing_ok=True)
+        atomic_write_json(run_dir / "config.json", task.config)
+    return same
+
+
 def execute(task: Task) -> SweepRun:
     """Run one grid point in this process; never raises for a failing job."""
     if task.threads:
@@ -87,14 +119,10 @@ def execute(task: Task) -> SweepRun:
 
         torch.set_num_threads(task.threads)
     run_dir = Path(task.directory)
-    old = read_json(run_dir / "config.json")
-    same = old is not None and config_hash(task.job, old) == task.config_hash
-    if old is not None and not (task.resume and same):
-        shutil.rmtree(run_dir)  # a run of another config (or --fresh): start clean
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for f in ("done.json", "error.json"):
-        (run_dir / f).unlink(missing_ok=True)
-    atomic_write_json(run_dir / "config.json", task.config)
+    try:
+        same = _prepare(task, run_dir)
+    except OutputDirBusy as e:  # its directory is another run's now: touch nothing there
+        return SweepRun(task.name, task.params, "failed", 0.0, task.directory, error=str(e))
     log_path = run_dir / "log.txt"
 
     def log(msg: Any) -> None:

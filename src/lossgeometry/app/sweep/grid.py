@@ -324,6 +324,17 @@ def expand_grid(
 
 
 def config_hash(job: str, cfg: Mapping[str, Any]) -> str:
-    """A stable hash of the job and the whole merged config (report options included)."""
-    blob = json.dumps({"job": job, "config": to_jsonable(cfg)}, sort_keys=True)
+    """A stable hash of a run: the job, the whole merged config and what the config names.
+
+    The config counts with its report options; what it names is the source of a model
+    factory, local data files and the lossgeometry and torch versions
+    (:func:`lossgeometry.app.outdir.inputs`): an edited factory file or an upgrade reruns
+    the run instead of skipping it.
+    """
+    from lossgeometry.app.outdir import inputs
+
+    blob = json.dumps(
+        {"job": job, "config": to_jsonable(cfg), "inputs": to_jsonable(inputs(cfg))},
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -66,11 +66,13 @@ def _job_run(
     cfg: dict[str, Any], run_dir: Path, resume: bool, log: Callable[[str], Any]
 ) -> dict[str, float]:
     from lossgeometry.app.experiments.registry import available_experiments
+    from lossgeometry.app.outdir import claim
 
     fn = available_experiments()[cfg["experiment"]]
     log(f"experiment {cfg['experiment']} → {run_dir}")
-    summary = fn(copy.deepcopy(cfg), run_dir, False, False)
-    atomic_write_json(run_dir / "summary.json", summary)
+    with claim(run_dir, f"run {cfg['experiment']}"):
+        summary = fn(copy.deepcopy(cfg), run_dir, False, False)
+        atomic_write_json(run_dir / "summary.json", summary)
     return scalars(to_jsonable(summary), "", 2)
 
 
