@@ -144,6 +144,7 @@ ALLOWED: dict[str, set[str]] = {
     | _PROBLEM
     | {"operators", "linalg", "kernel", "curvature", "optim", "recording", "train"},
     "examples": _BASE | {"conditions"},
+    "surfaces": _BASE | _PROBLEM | {"operators", "linalg", "curvature"},
 }
 
 

@@ -124,6 +124,14 @@ from lossgeometry.operators import (  # matrix-free operators
 )
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result, load_result
+from lossgeometry.surfaces import (  # loss surfaces and paths
+    LossPath,
+    LossSurface,
+    SurfaceOptions,
+    filter_normalized_direction,
+    loss_path,
+    loss_surface,
+)
 from lossgeometry.train import TrainingDivergedError, Trajectory, train
 
 __all__ = [
@@ -231,4 +239,11 @@ __all__ = [
     "SweepResult",
     "SweepRun",
     "sweep",
+    # loss surfaces and paths
+    "LossPath",
+    "LossSurface",
+    "SurfaceOptions",
+    "filter_normalized_direction",
+    "loss_path",
+    "loss_surface",
 ]
