@@ -19,6 +19,7 @@ from lossgeometry.app.commands.certify import certify_command
 from lossgeometry.app.commands.hessian import hessian_command
 from lossgeometry.app.commands.kernel import kernel_command
 from lossgeometry.app.commands.manifold import manifold_command
+from lossgeometry.app.commands.surface import surface_command
 from lossgeometry.app.commands.sweep import sweep_command
 from lossgeometry.app.options import (
     ConfigOpt,
@@ -167,3 +168,4 @@ app.command("hessian")(hessian_command)
 app.command("certify")(certify_command)
 app.command("alphabeta")(alphabeta_command)
 app.command("sweep")(sweep_command)
+app.command("surface")(surface_command)

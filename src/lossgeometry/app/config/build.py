@@ -136,8 +136,16 @@ def setup(cfg: ConfigLike, *, do_train: bool = True, progress: bool | None = Non
     return Setup(c, problem, w0, traj, name)
 
 
-def run_training(problem: Problem, cfg: ConfigLike, progress: bool | None = None) -> Trajectory:
+def run_training(
+    problem: Problem,
+    cfg: ConfigLike,
+    progress: bool | None = None,
+    *,
+    record_iterates: bool = False,
+) -> Trajectory:
     """Run the ``[train]`` table of ``cfg`` on ``problem`` from its current parameters.
+
+    ``record_iterates`` keeps ``w_t`` at every record (``lg.train``'s; for PCA planes).
 
     With ``lr_scale = "auto"`` the step is ``lr · auto_lr(problem, w0)``, i.e. ``lr`` in
     units of ``1/λ_max(∇²L(w0))``; with ``"none"`` it is ``lr``. An optimizer that sets its own
@@ -161,4 +169,5 @@ def run_training(problem: Problem, cfg: ConfigLike, progress: bool | None = None
         record_every=t.record_every,
         optimizer_kwargs=t.kwargs,
         progress=progress,
+        record_iterates=record_iterates,
     )

@@ -17,6 +17,7 @@ from lossgeometry.app.sections import (  # noqa: F401  (each registers itself, o
     manifold,
     plstar,
     problem,
+    surface,
     training,
 )
 from lossgeometry.app.sections.base import SECTIONS, SectionSpec
