@@ -226,13 +226,13 @@ def loss_surface(
     used, evaluated = "vmap" if opts.evaluation != "chunks" else "chunks", 0
     todo = [i for i in range(len(ys)) if i not in rows]
     for i in progress_bar(todo, progress, desc="loss surface rows", total=len(todo)):
-        W = w + tx[:, None] * d1 + float(ys[i]) * d2
+        base = w + float(ys[i]) * d2
         loss_row, acc_row = [], []
         for s in range(0, len(xs), opts.batch_points):
             mode = opts.evaluation if used == "vmap" else "chunks"
             L, A, used = evaluate_points(
                 problem,
-                W[s : s + opts.batch_points],
+                torch.addr(base, tx[s : s + opts.batch_points], d1),  # one pass: w + x d1 + y d2
                 accuracy=opts.accuracy,
                 evaluation=mode,
                 chunk_size=opts.chunk_size,
@@ -330,7 +330,7 @@ def loss_path(
     tt = torch.as_tensor(ts, dtype=problem.dtype, device=problem.device)
     losses, accs, used = [], [], opts.evaluation
     for s in progress_bar(range(0, len(ts), opts.batch_points), progress, desc="loss path"):
-        W = w + tt[s : s + opts.batch_points, None] * d
+        W = torch.addr(w, tt[s : s + opts.batch_points], d)
         L, A, got = evaluate_points(
             problem, W, accuracy=opts.accuracy, evaluation=used, chunk_size=opts.chunk_size
         )
