@@ -105,6 +105,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument(
+        "--widths",
+        default="",
+        help="Also NTK MLPs 64-W-W-10 of these widths (comma-separated) on the same data, "
+        "at initialization",
+    )
     ap.add_argument("--out", type=Path, default=HERE / "results" / "surface.json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -150,6 +156,22 @@ def main() -> None:
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
+    res["widths"] = {}
+    X, Y = problem.batch()
+    for width in [int(v) for v in a.widths.split(",") if v]:
+        model = lg.models.mlp(X.shape[1], width, 2, Y.shape[1], parameterization="ntk", seed=0)
+        pw = lg.Problem(model, X, Y)
+        ww = pw.params()
+        f1 = lg.filter_normalized_direction(pw, ww, seed=0)
+        f2 = lg.filter_normalized_direction(pw, ww, seed=1)
+        tl = statistics.median(run_ll(pw, ww, f1, f2, a.steps)[1] for _ in range(a.repeats))
+        tg = statistics.median(run_lg(pw, ww, f1, f2, a.steps)[1] for _ in range(a.repeats))
+        res["widths"][width] = {
+            "p": pw.p,
+            "loss_landscapes_s": tl,
+            "lossgeometry_s": tg,
+            "speedup": tl / tg,
+        }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2))
