@@ -222,6 +222,9 @@ def test_paths_interpolation_and_slices():
     s = p.summary()
     assert s["loss_start"] == pytest.approx(ends[0]) and s["loss_end"] == pytest.approx(ends[1])
     assert s["barrier"] <= 1e-10  # a convex loss stays below its chord
+    wide = lg.loss_path(problem, w0, end=w1, options=lg.SurfaceOptions(points=5))
+    assert 0.0 in wide.t and 1.0 in wide.t and len(wide.t) == 7  # the ends are on the curve
+    assert wide.loss[list(wide.t).index(1.0)] == pytest.approx(ends[1], rel=1e-12)
     g = lg.loss_path(problem, w0, options=lg.SurfaceOptions(directions="gradient", points=5))
     assert g.direction_norm == pytest.approx(1.0)
     assert g.loss[-1] > g.loss[2] > g.loss[0]  # the loss rises along the gradient

@@ -290,7 +290,8 @@ def loss_path(
         problem: the Problem.
         w: the start (``t = 0``; default: the model's parameters).
         end: the other end (``t = 1``): ``d = end − w`` (linear interpolation, e.g. init →
-            trained or two minima); default ``t ∈ [-0.25, 1.25]``.
+            trained or two minima); default ``t ∈ [-0.25, 1.25]``; ``t = 0`` and ``t = 1``
+            are added to the grid when they lie in the range.
         direction: a flat direction to use instead of ``options.directions`` (``"given"``).
         options: :class:`SurfaceOptions`; ``directions`` is ``"random"``, ``"hessian"``,
             ``"hessian_bottom"`` or ``"gradient"`` for a slice; ``points`` and ``xrange`` set
@@ -327,6 +328,8 @@ def loss_path(
         )
     lo, hi = _range(opts.xrange, default)
     ts = np.linspace(lo, hi, opts.points)
+    if kind == "interpolation":  # both ends lie on the curve
+        ts = np.union1d(ts, [t for t in (0.0, 1.0) if lo <= t <= hi])
     tt = torch.as_tensor(ts, dtype=problem.dtype, device=problem.device)
     losses, accs, used = [], [], opts.evaluation
     for s in progress_bar(range(0, len(ts), opts.batch_points), progress, desc="loss path"):
