@@ -120,3 +120,15 @@ def test_check_value_against_any_annotation():
         check_value([1, "b"], Sequence[int] | None, "classes")
     with pytest.raises(OptionsError, match=r"kw = 1: expected a table"):
         check_value(1, Mapping[str, Any], "kw")
+
+
+def test_fixed_length_tuples():
+    @dataclasses.dataclass(frozen=True)
+    class Box(Options):
+        span: tuple[float, int] = (1.0, 2)
+
+    assert Box.from_mapping({"span": [3, 4]}).span == (3.0, 4)
+    with pytest.raises(OptionsError, match=r"span\[1\] = 'x': expected an integer"):
+        Box.from_mapping({"span": [3, "x"]})
+    with pytest.raises(OptionsError, match="expected 2 entries"):
+        Box.from_mapping({"span": [3]})

@@ -190,7 +190,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 raise OptionsError(f"{key} = {value!r}: expected {len(args)} entries")
             items = tuple(
                 _convert(v, a, f"{key}[{i}]")
-                for i, (v, a) in enumerate(zip(args, value, strict=True))
+                for i, (a, v) in enumerate(zip(args, value, strict=True))
             )
         else:
             items = tuple(
