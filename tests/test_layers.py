@@ -124,6 +124,7 @@ _PROBLEM = {
     "problem",
     "_problem_api",
     "_problem_data",
+    "_problem_inputs",
     "_problem_setup",
     "_problem_views",
     "_precision",
