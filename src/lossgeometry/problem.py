@@ -398,6 +398,21 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
         new._source = self._source.to(device, new.dtype)
         return new
 
+    def subset(self, indices: torch.Tensor | Sequence[int]) -> Problem:
+        """The same model, loss and reduction on the samples ``indices`` only.
+
+        The samples are read once and held as tensors (a loader-backed Problem gives a tensor
+        one); ``n`` becomes ``len(indices)``, so ``L`` is normalized over the subset (for
+        ``"mean"``, ``(1/|S|) Σ_{i∈S} ℓ_i``). The model is shared, not copied.
+        """
+        idx = self.check_indices(indices)
+        x, y = self._source.get(idx)
+        new = copy.copy(self)
+        new._source = _TensorSource(x, y)
+        new.n = idx.numel()
+        new.chunk_size = self._chunk_size_arg or min(new.n, DEFAULT_CHUNK_SIZE)
+        return new
+
     def with_params(self, w: torch.Tensor) -> Problem:
         """A copy whose model holds the parameters ``w`` (the original is untouched)."""
         new = self.to()
