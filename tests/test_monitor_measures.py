@@ -121,7 +121,7 @@ def test_aiming_angles_online_and_in_hindsight() -> None:
 
 
 def test_budget_skips_records_and_reports_the_overhead() -> None:
-    pb, X, Y = _problem()
+    pb, _, _ = _problem()
     clock = iter(np.arange(0.0, 1000.0, 1.0))  # a fake clock: every reading is 1 s later
 
     class Fake:
@@ -150,7 +150,7 @@ def test_budget_skips_records_and_reports_the_overhead() -> None:
 
 
 def test_probe_count_is_a_seeded_subset_and_errors() -> None:
-    pb, X, Y = _problem()
+    pb, _, _ = _problem()
     a = lg.Monitor(pb, probe=4, seed=1).problem
     b = lg.Monitor(pb, probe=4, seed=1).problem
     assert a.n == 4 and torch.equal(a.batch()[0], b.batch()[0])
