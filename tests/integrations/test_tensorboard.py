@@ -9,12 +9,12 @@ import torch
 import lossgeometry as lg
 
 pytest.importorskip("tensorboard")
-from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import (
     EventAccumulator,
 )
 
-from lossgeometry.integrations import TensorBoardSink  # noqa: E402
-from tests.conftest import tiny_mlp  # noqa: E402
+from lossgeometry.integrations import TensorBoardSink
+from tests.conftest import tiny_mlp
 
 
 def test_event_file_holds_the_records(tmp_path) -> None:
