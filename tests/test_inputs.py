@@ -310,3 +310,19 @@ def test_nll_matches_torch_and_cross_entropy_on_logits() -> None:
 def test_new_losses_check_their_targets(loss: str, Y: torch.Tensor, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         lg.Problem(_model(), _data()[0], Y, loss=loss)
+
+
+def test_dense_jacobian_and_interpolant_on_dict_inputs() -> None:
+    """The dense Jacobian (vmap over samples of every leaf) and the Gauss-Newton solver."""
+    from lossgeometry.operators.jacobian import dense_jacobian
+
+    X, Y = _data()
+    model = _model()
+    problem = lg.Problem(model, X, Y)
+    F = _oracle_forward(model, X)
+    w = problem.params()
+    J = jacobian(lambda w_: F(w_).reshape(-1), w)
+    torch.testing.assert_close(dense_jacobian(problem, w), J, **TOL)
+    sol = lg.find_interpolant(problem, w)
+    assert sol.success
+    assert float((F(sol.w) - Y).norm()) < 1e-8  # the oracle's forward agrees: F(w*) = Y
