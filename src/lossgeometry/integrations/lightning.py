@@ -1,9 +1,12 @@
 """PyTorch Lightning: a ``Callback`` that records the Monitor's measurements while you fit.
 
->>> cb = LossGeometryCallback(                                    # doctest: +SKIP
-...     lambda module: lg.Problem(module.net, X_probe, Y_probe),
-...     every_n_steps=50, measure=("hessian_max", "kernel_min"), sinks=[JSONLinesSink("g.jsonl")])
->>> lightning.Trainer(callbacks=[cb]).fit(module, loader)           # doctest: +SKIP
+Use (run in docs/usage.md, "In your training loop")::
+
+    cb = LossGeometryCallback(
+        lambda module: lg.Problem(module.net, X_probe, Y_probe),
+        every_n_steps=50, measure=("hessian_max", "kernel_min"), sinks=[JSONLinesSink("g.jsonl")],
+    )
+    lightning.Trainer(callbacks=[cb]).fit(module, loader)
 
 The callback builds a :class:`~lossgeometry.Monitor` when fitting starts (from a Problem, or
 from ``problem(pl_module)`` — a Problem over the module's network and a fixed probe set) and
