@@ -326,3 +326,17 @@ def test_dense_jacobian_and_interpolant_on_dict_inputs() -> None:
     sol = lg.find_interpolant(problem, w)
     assert sol.success
     assert float((F(sol.w) - Y).norm()) < 1e-8  # the oracle's forward agrees: F(w*) = Y
+
+
+def test_monitor_on_a_probe_of_dict_inputs() -> None:
+    """The Monitor's probe subset indexes every leaf; records match the oracle on the subset."""
+    X, Y = _data()
+    model = _model()
+    mon = lg.Monitor(lg.Problem(model, X, Y), probe=[1, 2, 6], measure=("kernel_min",))
+    rec = mon.step(0)
+    sub_x = {k: v[[1, 2, 6]] for k, v in X.items()}
+    w = _flat(model)
+    L = _oracle_loss(model, sub_x, Y[[1, 2, 6]], "mse", "sum")
+    assert rec["loss"] == pytest.approx(float(L(w)), rel=1e-12)
+    J = jacobian(lambda w_: _oracle_forward(model, sub_x)(w_).reshape(-1), w)
+    assert rec["kernel_min"] == pytest.approx(float(torch.linalg.eigvalsh(J @ J.T)[0]), rel=1e-6)
