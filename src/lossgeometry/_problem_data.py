@@ -37,6 +37,32 @@ def _cast(t: torch.Tensor, device: torch.device | None, dtype: torch.dtype | Non
     return t.to(device=device)
 
 
+def check_batch_keys(batch_keys: Any) -> tuple[str | tuple[str, ...], str] | None:
+    """``batch_keys`` of ``from_loader`` checked: ``(inputs_key or keys, targets_key)``."""
+    if batch_keys is None:
+        return None
+    ok = (
+        isinstance(batch_keys, (tuple, list))
+        and len(batch_keys) == 2
+        and isinstance(batch_keys[1], str)
+        and (
+            isinstance(batch_keys[0], str)
+            or (
+                isinstance(batch_keys[0], (tuple, list))
+                and len(batch_keys[0]) > 0
+                and all(isinstance(k, str) for k in batch_keys[0])
+            )
+        )
+    )
+    if not ok:
+        raise TypeError(
+            "batch_keys must be a pair (inputs_key, targets_key), inputs_key a key or a "
+            f"tuple of keys, got {batch_keys!r}"
+        )
+    xkey = batch_keys[0] if isinstance(batch_keys[0], str) else tuple(batch_keys[0])
+    return xkey, batch_keys[1]
+
+
 class _TensorSource:
     """Data held as tensors on the model's device: inputs (a tensor or a pytree), targets."""
 

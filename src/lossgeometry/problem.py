@@ -92,7 +92,7 @@ from lossgeometry._precision import (
     measurement_dtype,
 )
 from lossgeometry._problem_api import DeveloperAPI
-from lossgeometry._problem_data import _LoaderSource, _TensorSource
+from lossgeometry._problem_data import _LoaderSource, _TensorSource, check_batch_keys
 from lossgeometry._problem_inputs import (
     Inputs,
     call_args,
@@ -265,23 +265,6 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
                 "(drop_last=True): build it with drop_last=False so that every pass reads "
                 "each sample once"
             )
-        if batch_keys is not None and (
-            not isinstance(batch_keys, (tuple, list))
-            or len(batch_keys) != 2
-            or not isinstance(batch_keys[1], str)
-            or not (
-                isinstance(batch_keys[0], str)
-                or (
-                    isinstance(batch_keys[0], (tuple, list))
-                    and batch_keys[0]
-                    and all(isinstance(k, str) for k in batch_keys[0])
-                )
-            )
-        ):
-            raise TypeError(
-                "batch_keys must be a pair (inputs_key, targets_key), inputs_key a key or a "
-                f"tuple of keys, got {batch_keys!r}"
-            )
         self = cls.__new__(cls)
         self._setup(
             model,
@@ -294,10 +277,7 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
         )
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
-        keys = None
-        if batch_keys is not None:
-            xkey = batch_keys[0] if isinstance(batch_keys[0], str) else tuple(batch_keys[0])
-            keys = (xkey, batch_keys[1])
+        keys = check_batch_keys(batch_keys)
         self._source = _LoaderSource(loader, self.device, self.dtype, keys)
         self._finish_setup()
         return self
