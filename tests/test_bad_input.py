@@ -161,10 +161,22 @@ CASES = [
     ),
     # -- tensor data
     Case(
-        "tensor-dict-inputs",
+        "tensor-dict-inputs-wrong-keywords",
         lambda: lg.Problem(_mlp(), {"x": X0}, Y0),
         TypeError,
-        r"X is a dict \(keys \['x'\]\).*one input tensor",
+        r"called as model\(\*\*inputs\) with the keywords \['x'\].*pass \(inputs,\)",
+    ),
+    Case(
+        "tensor-dict-inputs-unequal-samples",
+        lambda: lg.Problem(_mlp(), {"a": X0, "b": X0[:3]}, Y0),
+        ValueError,
+        r"the tensors of X have different numbers of samples \(\['a'\]: 8, \['b'\]: 3\)",
+    ),
+    Case(
+        "tensor-inputs-not-tensors",
+        lambda: lg.Problem(_mlp(), {"a": X0, "b": "text"}, Y0),
+        TypeError,
+        r"X\['b'\] is str, not a tensor",
     ),
     # -- loader data: the tensor constructor's checks, naming the batch
     Case(
@@ -243,10 +255,10 @@ CASES = [
         r"batch_keys must be a pair",
     ),
     Case(
-        "loader-dict-inputs",
+        "loader-dict-inputs-wrong-keywords",
         lambda: lg.Problem.from_loader(_mlp(), DataLoader(_Dicts(nested=True), batch_size=4)),
         TypeError,
-        r"the inputs of .* are a dict \(keys \['a', 'b'\]\).*Wrap the model",
+        r"called as model\(\*\*inputs\) with the keywords \['a', 'b'\]",
     ),
     Case(
         "loader-drop-last",
@@ -267,8 +279,9 @@ CASES = [
         lambda: lg.Problem.from_loader(
             _mlp(), DataLoader(TensorDataset(X0, Y0), batch_size=4, collate_fn=_list_collate)
         ),
-        TypeError,
-        r"the inputs of .* are list, not a tensor",
+        ValueError,
+        r"the samples \[0, 1\] of the dataset has inputs of shape \(3, \.\.\.\) and targets "
+        r"of shape \(2, 2\)",
     ),
 ]
 

@@ -117,6 +117,7 @@ NOT_A_POINT = {
     "certified_sgd": "runs from a start point: w0 is a keyword of the run",
     "Recorder": "records a run from its start point w0 (train's, Monitor's)",
     "Monitor": "a callback of a run: no point",
+    "LossGeometryCallback": "a Lightning callback of a run (a Monitor): no point",
     "BallPoints": "collects the points of the ball B(w0, ρ) around its centre w0",
     "run_certified_gd": "runs from the certificate's centre: takes the certificate",
     "sgd_step_size": "the step of a certificate: takes the certificate, not a point",

@@ -124,6 +124,7 @@ _PROBLEM = {
     "problem",
     "_problem_api",
     "_problem_data",
+    "_problem_inputs",
     "_problem_setup",
     "_problem_views",
     "_precision",
@@ -138,7 +139,9 @@ ALLOWED: dict[str, set[str]] = {
     "optim": _BASE,
     "linalg": _BASE | {"operators"},
     "train": _BASE | _PROBLEM | {"optim", "recording"},
-    "monitor": _BASE | _PROBLEM | {"recording"},
+    "monitor": _BASE | _PROBLEM | {"recording", "monitor_measures"},
+    "monitor_measures": _BASE | _PROBLEM | {"operators", "linalg", "kernel", "curvature"},
+    "integrations": _BASE | _PROBLEM | {"monitor", "monitor_measures", "recording"},
     **{m: _BASE | _PROBLEM | {"operators", "linalg"} for m in ("kernel", "curvature", "manifold")},
     "conditions": _BASE
     | _PROBLEM

@@ -18,6 +18,7 @@ from torch.func import functional_call
 from lossgeometry._checks import check_modes
 from lossgeometry._precision import autocast_active
 from lossgeometry._problem_data import _cast, _LoaderSource, _TensorSource
+from lossgeometry._problem_inputs import Inputs, call_args, concat_inputs
 from lossgeometry._problem_setup import ParamSpec
 
 __all__ = ["DeveloperAPI"]
@@ -41,17 +42,18 @@ class DeveloperAPI:
 
     def batch(
         self, indices: torch.Tensor | Sequence[int] | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[Inputs, torch.Tensor]:
         """Inputs and targets ``(x, y)`` of the given samples (all samples if ``None``).
 
         On the Problem's device and dtype; a loader-backed Problem reads them from its
-        dataset (for all samples, every batch of the loader).
+        dataset (for all samples, every batch of the loader). ``x`` has the structure of the
+        Problem's inputs (a tensor, or a tuple/dict of tensors).
         """
         if indices is None:
             if isinstance(self._source, _TensorSource):
                 return self._source.X, self._source.Y
             xs, ys = zip(*((x, y) for _, x, y in self._source.chunks(self.chunk_size)), strict=True)
-            return torch.cat(xs), torch.cat(ys)
+            return concat_inputs(xs), torch.cat(ys)
         return self._source.get(self.check_indices(indices))
 
     def param_dict(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -91,9 +93,11 @@ class DeveloperAPI:
         return v.to(device=self.device, dtype=self.dtype)
 
     # ------------------------------------------------------------------ functional core
-    def forward_with(self, pdict: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def forward_with(self, pdict: dict[str, torch.Tensor], x: Inputs) -> torch.Tensor:
         """The model's raw output on a chunk ``x``, counted parameters from ``pdict``.
 
+        ``x`` is called by the one rule (:func:`~lossgeometry.problem.call_args`): a tensor
+        as ``model(x)``, a tuple as ``model(*x)``, a dict as ``model(**x)``.
         Frozen parameters and buffers come from the model; the result is pure in ``pdict``.
         Checks the modes (train-mode BatchNorm, active dropout) as the constructor does;
         train-mode normalization layers run on batch statistics with their running statistics
@@ -114,9 +118,10 @@ class DeveloperAPI:
         for mod, names in self._norm_buffers:
             if mod.training:  # batch statistics: no running statistics to read or update
                 state.update(dict.fromkeys(names))
-        return functional_call(self.model, {**state, **pdict}, (x,))
+        args, kwargs = call_args(x)
+        return functional_call(self.model, {**state, **pdict}, args, kwargs)
 
-    def forward(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, w: torch.Tensor, x: Inputs) -> torch.Tensor:
         """Model outputs at flat parameters ``w`` on a batch ``x``, flattened to ``(b, k)``.
 
         Pure in ``w`` (safe under ``torch.func`` transforms), so kernels and Jacobians are
@@ -125,14 +130,18 @@ class DeveloperAPI:
         out = self.forward_with(self.param_dict(w), x)
         return out.reshape(out.shape[0], -1)
 
-    def _forward_swapped(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def _forward_swapped(self, x: Inputs, w: torch.Tensor) -> torch.Tensor:
         return self.forward(w, x)
 
     def per_sample_loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-sample losses ``ℓ_i`` (shape ``(b,)``) from flattened outputs ``(b, k)``.
 
         ``ℓ_i = ½‖f_i − y_i‖²`` (MSE, ``"sum"``), ``‖f_i − y_i‖²/k`` (MSE, ``"mean"``),
-        ``−log softmax(f_i)[y_i]`` (cross-entropy; averaged over extra target positions).
+        ``−log softmax(f_i)[y_i]`` (cross-entropy), ``−f_i[y_i]`` (NLL: ``f`` are
+        log-probabilities, classes last; both averaged over extra target positions),
+        ``(1/k) Σ_j bce(f_ij, y_ij)`` with ``bce(z, t) = −t log σ(z) − (1 − t) log(1 − σ(z))``
+        (BCE with logits: the mean over the sample's ``k`` elements, so ``"mean"`` gives
+        ``nn.BCEWithLogitsLoss()``).
         """
         b = out.shape[0]
         if self._custom_loss is not None:
@@ -146,9 +155,19 @@ class DeveloperAPI:
         if self.loss_name == "mse":
             sq = (out - y.reshape(b, -1)).pow(2).sum(dim=1)
             return 0.5 * sq if self.reduction == "sum" else sq / self.k
+        if self.loss_name == "bce":
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(
+                out, y.reshape(b, -1).to(out.dtype), reduction="none"
+            )
+            return bce.mean(dim=1)
         C = self.output_shape[-1]
         logits = out.reshape(-1, C)
-        ce = torch.nn.functional.cross_entropy(logits, y.reshape(-1), reduction="none")
+        fn = (
+            torch.nn.functional.nll_loss
+            if self.loss_name == "nll"
+            else torch.nn.functional.cross_entropy
+        )
+        ce = fn(logits, y.reshape(-1), reduction="none")
         return ce.reshape(b, -1).mean(dim=1)
 
     def reduce_sum(self, total: torch.Tensor, count: int) -> torch.Tensor:
@@ -159,7 +178,7 @@ class DeveloperAPI:
 
     def iter_chunks(
         self, indices: torch.Tensor | Sequence[int] | None = None, chunk_size: int | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    ) -> Iterator[tuple[torch.Tensor, Inputs, torch.Tensor]]:
         """Yield ``(indices, x, y)`` chunks covering the data (or the given sample indices)."""
         cs = chunk_size or self.chunk_size
         if indices is None:

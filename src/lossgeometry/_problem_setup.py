@@ -29,6 +29,7 @@ from lossgeometry._checks import (
 )
 from lossgeometry._precision import HALF_DTYPES, PrecisionWarning, full_precision, measurement_dtype
 from lossgeometry._problem_data import _LoaderSource, _TensorSource
+from lossgeometry._problem_inputs import describe_call, input_count
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -41,26 +42,28 @@ __all__ = [
     "default_reduction",
 ]
 
-LossName = Literal["mse", "cross_entropy"]
+LossName = Literal["mse", "cross_entropy", "bce", "nll"]
 Reduction = Literal["sum", "mean"]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 DEFAULT_REDUCTION: Mapping[str, Reduction] = MappingProxyType(
-    {"mse": "sum", "cross_entropy": "mean"}
+    {"mse": "sum", "cross_entropy": "mean", "bce": "mean", "nll": "mean"}
 )
 """The one default ``reduction`` of each built-in loss (Python's ``Problem`` and configs alike).
 
 ``"mse"``: ``"sum"``, ``L = ½ Σᵢ ‖fᵢ − yᵢ‖²`` (the PL* papers' loss, whose tangent-kernel
 bound ``µ = λ_min(K)`` needs no factor); ``"cross_entropy"``: ``"mean"``,
 ``L = (1/n) Σᵢ −log softmax(fᵢ)[yᵢ]`` (torch's default, so a learning rate means what it
-means in a plain torch loop). A callable loss: ``"mean"``."""
+means in a plain torch loop); ``"bce"``: ``"mean"``, ``L = (1/(nk)) Σᵢⱼ bce(fᵢⱼ, yᵢⱼ)``
+(``nn.BCEWithLogitsLoss()``); ``"nll"``: ``"mean"``, ``L = (1/n) Σᵢ −fᵢ[yᵢ]``
+(``nn.NLLLoss()``). A callable loss: ``"mean"``."""
 
 
 def default_reduction(loss_name: str) -> Reduction:
     """The reduction a loss gets when none is given (:data:`DEFAULT_REDUCTION`; else ``"mean"``).
 
-    >>> default_reduction("mse"), default_reduction("cross_entropy")
-    ('sum', 'mean')
+    >>> default_reduction("mse"), default_reduction("cross_entropy"), default_reduction("bce")
+    ('sum', 'mean', 'mean')
     """
     return DEFAULT_REDUCTION.get(loss_name, "mean")
 
@@ -102,11 +105,11 @@ class ProblemSetup:
         if callable(loss) and not isinstance(loss, str):
             self.loss_name = getattr(loss, "__name__", "custom")
             self._custom_loss: LossFn | None = loss
-        elif loss in ("mse", "cross_entropy"):
+        elif loss in ("mse", "cross_entropy", "bce", "nll"):
             self.loss_name, self._custom_loss = loss, None
         else:
             raise ValueError(
-                f"unknown loss {loss!r}: use 'mse', 'cross_entropy' or a callable "
+                f"unknown loss {loss!r}: use 'mse', 'cross_entropy', 'bce', 'nll' or a callable "
                 "(outputs, targets) -> per-sample losses of shape (batch,)"
             )
         if reduction is None:
@@ -197,7 +200,18 @@ class ProblemSetup:
         pdict = self.param_dict(self.params())
         # the probes must not shift the user's random stream (a random model draws here)
         with torch.no_grad(), preserved_rng(), full_precision(self.device):
-            out = self.forward_with(pdict, x)
+            try:
+                out = self.forward_with(pdict, x)
+            except TypeError as e:
+                if isinstance(x, torch.Tensor):
+                    raise
+                raise TypeError(
+                    f"calling the model on the inputs failed: it is called as "
+                    f"{describe_call(x)} (a tensor is passed as model(x), a tuple as "
+                    "model(*x), a dict as model(**x)); make the keys the names of forward's "
+                    "parameters, or pass (inputs,) to call model(inputs) with one argument. "
+                    f"The model said: {e}"
+                ) from e
             if not torch.is_tensor(out):
                 raise TypeError(
                     f"the model returned {type(out).__name__}; lossgeometry needs a tensor of "
@@ -205,9 +219,9 @@ class ProblemSetup:
                 )
             if not self.allow_dropout:
                 check_same_outputs(out, self.forward_with(pdict, x))
-        if out.shape[0] != x.shape[0]:
+        if out.shape[0] != input_count(x):
             raise ValueError(
-                f"the model maps a batch of {x.shape[0]} inputs to outputs of shape "
+                f"the model maps a batch of {input_count(x)} inputs to outputs of shape "
                 f"{tuple(out.shape)}: the first output dimension must be the batch dimension"
             )
         if out.dtype in HALF_DTYPES and self.dtype not in HALF_DTYPES:
@@ -233,15 +247,26 @@ class ProblemSetup:
                     f"the model outputs {self.k} numbers per sample but each target has "
                     f"{y[0].numel()}: for loss='mse' they must match"
                 )
-        elif self.loss_name == "cross_entropy" and self._custom_loss is None:
+        elif self.loss_name == "bce" and self._custom_loss is None:
+            if not y.is_floating_point():
+                raise ValueError(
+                    "loss='bce' needs float targets in [0, 1] (y.float()), got integer targets"
+                )
+            if y[0].numel() != self.k:
+                raise ValueError(
+                    f"the model outputs {self.k} logits per sample but each target has "
+                    f"{y[0].numel()}: for loss='bce' they must match"
+                )
+        elif self.loss_name in ("cross_entropy", "nll") and self._custom_loss is None:
+            name = self.loss_name
             if y.is_floating_point():
                 raise ValueError(
-                    "loss='cross_entropy' needs integer class indices as targets, got floats "
+                    f"loss={name!r} needs integer class indices as targets, got floats "
                     "(one-hot?); pass Y.argmax(-1) or use loss='mse'"
                 )
             if tuple(y.shape[1:]) != self.output_shape[:-1]:
                 raise ValueError(
-                    f"cross_entropy: outputs per sample have shape {self.output_shape} (classes "
+                    f"{name}: outputs per sample have shape {self.output_shape} (classes "
                     f"last), so targets per sample must have shape {self.output_shape[:-1]}, "
                     f"got {tuple(y.shape[1:])}"
                 )

@@ -16,6 +16,7 @@ import torch
 from torch.func import grad, jvp, vjp
 
 from lossgeometry._precision import full_precision
+from lossgeometry._problem_inputs import input_count
 
 __all__ = ["FunctionalViews", "measurement"]
 
@@ -154,7 +155,7 @@ class FunctionalViews:
         out = torch.zeros_like(w)
         pos = 0
         for _, x, _ in self.iter_chunks(indices):
-            b = x.shape[0]
+            b = input_count(x)
             _, pullback = vjp(functools.partial(self._forward_swapped, x), w)
             out += pullback(u[pos : pos + b])[0]
             pos += b

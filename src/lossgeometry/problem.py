@@ -92,7 +92,20 @@ from lossgeometry._precision import (
     measurement_dtype,
 )
 from lossgeometry._problem_api import DeveloperAPI
-from lossgeometry._problem_data import _cast, _LoaderSource, _TensorSource, dict_inputs_error
+from lossgeometry._problem_data import _LoaderSource, _TensorSource, check_batch_keys
+from lossgeometry._problem_inputs import (
+    Inputs,
+    call_args,
+    cast_inputs,
+    check_finite_inputs,
+    check_input_tree,
+    concat_inputs,
+    input_count,
+    map_inputs,
+    normalize_inputs,
+    slice_inputs,
+    take_inputs,
+)
 from lossgeometry._problem_setup import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_REDUCTION,
@@ -109,6 +122,7 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_REDUCTION",
     "HALF_DTYPES",
+    "Inputs",
     "LossFn",
     "LossName",
     "ParamSpec",
@@ -116,9 +130,15 @@ __all__ = [
     "Problem",
     "Reduction",
     "autocast_active",
+    "call_args",
+    "concat_inputs",
     "default_reduction",
     "full_precision",
+    "input_count",
+    "map_inputs",
     "measurement_dtype",
+    "slice_inputs",
+    "take_inputs",
 ]
 
 
@@ -130,7 +150,11 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
             ``(b, ...)``. Device and dtype follow its parameters; a float16/bfloat16 model is
             measured in float32 (:attr:`dtype`; the model is not changed, see the module
             docstring).
-        X: inputs, shape ``(n, ...)``.
+        X: inputs: a tensor ``(n, ...)``, or a tuple/dict of tensors (any pytree) whose
+            tensors all have ``n`` samples along their first dimension. A tensor is passed as
+            ``model(x)``, a tuple as ``model(*x)``, a dict as ``model(**x)`` (keyword inputs,
+            HuggingFace style); floating tensors take the model's dtype, integer ones (token
+            ids, masks) keep theirs.
         Y: targets, shape ``(n, ...)``: floats for ``"mse"`` (reshaped to ``(n, k)``), class
             indices (int64) for ``"cross_entropy"``.
         loss: ``"mse"``, ``"cross_entropy"`` or a callable returning per-sample losses
@@ -153,14 +177,14 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
         ValueError: mismatched lengths, an empty dataset, NaN/Inf in the data, class indices
             out of range, an unknown loss or reduction, unknown or repeated parameter names,
             train-mode BatchNorm, active dropout or a forward pass that is random.
-        TypeError: a model that is not an ``nn.Module`` or data that are not tensors (a dict
-            of inputs included).
+        TypeError: a model that is not an ``nn.Module``, targets that are not a tensor, or
+            inputs with a leaf that is not a tensor.
     """
 
     def __init__(
         self,
         model: nn.Module,
-        X: torch.Tensor,
+        X: Inputs,
         Y: torch.Tensor,
         loss: LossName | LossFn = "mse",
         *,
@@ -172,28 +196,27 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        for label, t in (("X", X), ("Y", Y)):
-            if isinstance(t, Mapping):
-                raise dict_inputs_error(f"{label} is", t.keys())
-            if not isinstance(t, torch.Tensor):
-                raise TypeError(
-                    f"{label} must be a torch.Tensor, got {type(t).__name__}; "
-                    "convert with torch.as_tensor(...) or use Problem.from_loader"
-                )
-        if X.ndim == 0 or Y.ndim == 0:
+        if isinstance(Y, Mapping) or not isinstance(Y, torch.Tensor):
+            raise TypeError(
+                f"Y must be a torch.Tensor, got {type(Y).__name__}; "
+                "convert with torch.as_tensor(...) or use Problem.from_loader"
+            )
+        X = normalize_inputs(X)
+        nx = check_input_tree(X, "X")
+        if Y.ndim == 0:
             raise ValueError("X and Y must have a leading sample dimension (shape (n, ...))")
-        if X.shape[0] != Y.shape[0]:
+        if nx != Y.shape[0]:
             raise ValueError(
-                f"X has {X.shape[0]} samples but Y has {Y.shape[0]}: they must have the same "
+                f"X has {nx} samples but Y has {Y.shape[0]}: they must have the same "
                 "length along the first dimension"
             )
-        if X.shape[0] == 0:
+        if nx == 0:
             raise ValueError("the dataset is empty (n = 0): pass at least one sample")
-        check_finite(X, "X")
+        check_finite_inputs(X, "X")
         check_finite(Y, "Y")
         self._setup(model, loss, reduction, params, chunk_size, allow_batchnorm, allow_dropout)
         self._source: _TensorSource | _LoaderSource = _TensorSource(
-            _cast(X, self.device, self.dtype), Y.to(self.device)
+            cast_inputs(X, self.device, self.dtype), Y.to(self.device)
         )
         if Y.is_floating_point():
             self._source.Y = self._source.Y.to(self.dtype)
@@ -207,7 +230,7 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
         loader: Any,
         loss: LossName | LossFn = "mse",
         *,
-        batch_keys: tuple[str, str] | None = None,
+        batch_keys: tuple[str | tuple[str, ...], str] | None = None,
         **kwargs: Any,
     ) -> Problem:
         """A Problem whose data are read batch by batch from a ``DataLoader``.
@@ -216,8 +239,10 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
         pass must see each sample once, in the same order, so that ``F(w)`` is well defined.
         Its dataset must support indexing (``dataset[i] -> (x, y)``) for mini-batch access by
         index. A batch is an ``(inputs, targets)`` pair, or a dict whose ``batch_keys =
-        (inputs_key, targets_key)`` name the two (e.g. ``("x", "y")``); the inputs must be one
-        tensor (dict inputs are refused with a clear error). Every batch read is checked like
+        (inputs_key, targets_key)`` name the two (e.g. ``("x", "y")``; ``inputs_key`` may be a
+        tuple of keys, e.g. ``(("input_ids", "attention_mask"), "labels")``, whose entries form
+        a dict of keyword inputs). The inputs may be a tensor or any pytree of tensors, called
+        as the constructor's ``X`` is. Every batch read is checked like
         the tensor constructor's ``X`` and ``Y`` (finite values, equal lengths, class indices
         in range), the error naming the batch. Other keyword arguments are those of
         :class:`Problem`.
@@ -240,14 +265,6 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
                 "(drop_last=True): build it with drop_last=False so that every pass reads "
                 "each sample once"
             )
-        if batch_keys is not None and (
-            not isinstance(batch_keys, (tuple, list))
-            or len(batch_keys) != 2
-            or not all(isinstance(k, str) for k in batch_keys)
-        ):
-            raise TypeError(
-                f"batch_keys must be a pair (inputs_key, targets_key), got {batch_keys!r}"
-            )
         self = cls.__new__(cls)
         self._setup(
             model,
@@ -260,7 +277,7 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
         )
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
-        keys = tuple(batch_keys) if batch_keys is not None else None
+        keys = check_batch_keys(batch_keys)
         self._source = _LoaderSource(loader, self.device, self.dtype, keys)
         self._finish_setup()
         return self
@@ -359,6 +376,21 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
         new._fixed = {n: named[n].detach() for n in self._fixed}
         new._track_modes()
         new._source = self._source.to(device, new.dtype)
+        return new
+
+    def subset(self, indices: torch.Tensor | Sequence[int]) -> Problem:
+        """The same model, loss and reduction on the samples ``indices`` only.
+
+        The samples are read once and held as tensors (a loader-backed Problem gives a tensor
+        one); ``n`` becomes ``len(indices)``, so ``L`` is normalized over the subset (for
+        ``"mean"``, ``(1/|S|) Σ_{i∈S} ℓ_i``). The model is shared, not copied.
+        """
+        idx = self.check_indices(indices)
+        x, y = self._source.get(idx)
+        new = copy.copy(self)
+        new._source = _TensorSource(x, y)
+        new.n = idx.numel()
+        new.chunk_size = self._chunk_size_arg or min(new.n, DEFAULT_CHUNK_SIZE)
         return new
 
     def with_params(self, w: torch.Tensor) -> Problem:

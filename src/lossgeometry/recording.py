@@ -260,6 +260,8 @@ class Recorder:
             k: [] for k in ("steps", "loss", "grad_norm", "distance", "pl_ratio", *self.extra)
         }
         self.iterates: list[torch.Tensor] = []
+        self.last_grad: torch.Tensor | None = None
+        """``∇L(w_t)`` of the latest record (extras of that record may read it)."""
         self._t0 = time.perf_counter()
 
     def due(self, t: int) -> bool:
@@ -293,6 +295,7 @@ class Recorder:
         if loss is None or grad is None:
             loss, grad = self.problem.loss_and_grad(w)
         self.check(t, loss)
+        self.last_grad = grad.detach()
         Lf, gn = float(loss), float(grad.norm())
         rec: dict[str, float] = {
             "steps": t,

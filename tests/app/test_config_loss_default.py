@@ -23,7 +23,12 @@ runner = CliRunner()
 
 
 def test_the_one_table_of_defaults():
-    assert dict(DEFAULT_REDUCTION) == {"mse": "sum", "cross_entropy": "mean"}
+    assert dict(DEFAULT_REDUCTION) == {
+        "mse": "sum",
+        "cross_entropy": "mean",
+        "bce": "mean",
+        "nll": "mean",
+    }
     assert default_reduction("my_custom_loss") == "mean"
     with pytest.raises(TypeError):
         DEFAULT_REDUCTION["mse"] = "mean"  # type: ignore[index]  # read-only
@@ -38,6 +43,8 @@ def test_python_and_config_use_the_same_default(loss):
     torch.manual_seed(0)
     X = torch.randn(4, 3)
     Y = torch.randn(4, 2) if loss == "mse" else torch.tensor([0, 1, 0, 1])
+    if loss == "bce":
+        Y = torch.rand(4, 2)
     python = lg.Problem(torch.nn.Linear(3, 2), X, Y, loss=loss)
     assert pb.reduction == python.reduction == DEFAULT_REDUCTION[loss]
     assert cfg.loss.effective_reduction == DEFAULT_REDUCTION[loss]

@@ -87,8 +87,10 @@ def analyze(
 
     The loss's reduction, unless the config sets loss.reduction, is that loss's
     own default, the same as lg.Problem's: "sum" for mse (L = ½ Σᵢ ‖fᵢ − yᵢ‖²,
-    the PL* papers' loss; mse is the default loss) and "mean" for cross_entropy
-    (L = (1/n) Σᵢ −log softmax(fᵢ)_yᵢ). The report's Problem section shows it.
+    the PL* papers' loss; mse is the default loss), "mean" for cross_entropy
+    (L = (1/n) Σᵢ −log softmax(fᵢ)_yᵢ), "mean" for bce (nn.BCEWithLogitsLoss(), one-hot
+    targets) and "mean" for nll (nn.NLLLoss(): the model outputs log-probabilities). The
+    report's Problem section shows it.
 
     While it runs, a partial page of this run is in OUT/.staging/index.html (updated after
     each section); the report in OUT is replaced whole when the run ends.

@@ -33,7 +33,7 @@ from torch.func import vjp, vmap
 from lossgeometry.kernel.rules import rule_for
 from lossgeometry.kernel.rules.base import Factors, Rule, bilinear_costs
 from lossgeometry.kernel.rules.fallback import jacobian_factors
-from lossgeometry.problem import Problem
+from lossgeometry.problem import Inputs, Problem, input_count
 
 
 @dataclasses.dataclass
@@ -134,12 +134,13 @@ def _probe(
             h.remove()
 
 
-def _sample_batches(problem: Problem) -> tuple[torch.Tensor, torch.Tensor]:
-    """One-sample and two-sample input batches (the first sample twice when n = 1)."""
-    idx = torch.arange(min(problem.n, 2))
-    x, _ = problem.batch(idx)
-    x1 = x[:1]
-    x2 = x if x.shape[0] == 2 else torch.cat([x1, x1])
+def _sample_batches(problem: Problem) -> tuple[Inputs, Inputs]:
+    """One-sample and two-sample input batches (the first sample twice when n = 1).
+
+    Inputs of any structure (a tensor, a tuple or dict of tensors): indexed leaf by leaf.
+    """
+    x1, _ = problem.batch(torch.arange(1))
+    x2, _ = problem.batch(torch.tensor([0, min(problem.n, 2) - 1]))
     return x1, x2
 
 
@@ -276,14 +277,14 @@ def _verify(problem: Problem, plan: Plan, w: torch.Tensor) -> Plan:
         sel = torch.linspace(0, k - 1, 16, device=problem.device).round().long().unique()
     ks = k if sel is None else sel.numel()
     gen = torch.Generator().manual_seed(0)
-    u = torch.randn(x2.shape[0], ks, generator=gen, dtype=torch.float64).to(
+    u = torch.randn(input_count(x2), ks, generator=gen, dtype=torch.float64).to(
         device=problem.device, dtype=problem.dtype
     )
     pdict = problem.param_dict(w)
     factors, _ = chunk_factors(problem, plan, w, x2, sel, with_fallback=False)
 
     def outputs(pd: dict[str, torch.Tensor]) -> torch.Tensor:
-        out = problem.forward_with(pd, x2).reshape(x2.shape[0], -1)
+        out = problem.forward_with(pd, x2).reshape(input_count(x2), -1)
         return out if sel is None else out[:, sel]
 
     _, pull = vjp(outputs, pdict)
@@ -310,7 +311,7 @@ def chunk_factors(
     problem: Problem,
     plan: Plan,
     w: torch.Tensor,
-    x: torch.Tensor,
+    x: Inputs,
     sel: torch.Tensor | None,
     with_fallback: bool = True,
 ) -> tuple[list[Factors], Factors | None]:
@@ -325,7 +326,7 @@ def chunk_factors(
         with_fallback: also compute the fallback Jacobians.
     """
     pdict = problem.param_dict(w.detach())
-    b = x.shape[0]
+    b = input_count(x)
     factors: list[Factors] = []
     if plan.entries:
         probes = {

@@ -24,7 +24,7 @@ import torch
 from torch.func import jvp, vjp, vmap
 
 from lossgeometry.operators.base import TorchLinearOperator
-from lossgeometry.problem import Problem
+from lossgeometry.problem import Problem, input_count, map_inputs
 
 _MAX_COLS = 32
 """Columns per vmapped JVP/VJP."""
@@ -219,7 +219,7 @@ def dense_jacobian(problem: Problem, w: torch.Tensor, max_bytes: int | None = No
     names = [spec.name for spec in problem.param_specs]
 
     def single(pd: dict[str, torch.Tensor], x_: torch.Tensor) -> torch.Tensor:
-        return problem.forward_with(pd, x_.unsqueeze(0)).reshape(-1)
+        return problem.forward_with(pd, map_inputs(lambda t: t.unsqueeze(0), x_)).reshape(-1)
 
     def batch(pd: dict[str, torch.Tensor], x_: torch.Tensor) -> torch.Tensor:
         return problem.forward_with(pd, x_).reshape(-1)
@@ -227,7 +227,7 @@ def dense_jacobian(problem: Problem, w: torch.Tensor, max_bytes: int | None = No
     per_sample = torch.func.vmap(torch.func.jacrev(single), in_dims=(None, 0))
     blocks = []
     for _, x, _ in problem.iter_chunks(chunk_size=cs):
-        rows = x.shape[0] * k
+        rows = input_count(x) * k
         try:
             jd = per_sample(pdict, x)
         except RuntimeError:

@@ -26,7 +26,7 @@ from torch.func import jvp
 
 from lossgeometry.operators.base import TorchLinearOperator
 from lossgeometry.operators.hessian import Backend, ChunkedHVP, reference_problem
-from lossgeometry.problem import Problem
+from lossgeometry.problem import Problem, input_count
 
 
 class ModelInputs:
@@ -80,7 +80,7 @@ class ModelInputs:
         pos = 0
         for _, x, _ in self.problem.iter_chunks(self.indices, self.chunk_size):
             yield pos, x
-            pos += x.shape[0]
+            pos += input_count(x)
 
 
 class ModelHessianOperator(TorchLinearOperator):
@@ -155,7 +155,7 @@ class ModelHessianOperator(TorchLinearOperator):
 
     def _chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for s, x in self.inputs.chunks():
-            yield x, self.u[s : s + x.shape[0]]
+            yield x, self.u[s : s + input_count(x)]
 
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:
         return self._hvp.matmat(V).detach()

@@ -47,7 +47,7 @@ def _build_data(dcfg: DataConfig, loss_name: str, seed: int) -> tuple[Any, Any, 
     from lossgeometry import data
 
     kwargs = dict(dcfg.options)
-    if loss_name == "cross_entropy":
+    if loss_name in ("cross_entropy", "nll"):  # class-index targets
         kwargs["one_hot"] = False
     elif "one_hot" not in kwargs:  # MSE on class labels: one-hot targets by default
         kwargs["one_hot"] = not str(dcfg.name).startswith("synthetic-regression")

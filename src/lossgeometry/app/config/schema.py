@@ -54,7 +54,7 @@ class LossConfig(ConfigTable):
     """``[loss]``: the loss of the :class:`~lossgeometry.problem.Problem`."""
 
     name: LossName = "mse"
-    """``"mse"`` or ``"cross_entropy"`` (integer class targets)."""
+    """``"mse"``, ``"cross_entropy"`` or ``"nll"`` (integer class targets), ``"bce"``."""
     reduction: Reduction | None = None
     """``"sum"`` or ``"mean"``; unset: the loss's own default, the same as Python's
     ``Problem`` (:data:`~lossgeometry.problem.DEFAULT_REDUCTION`: ``"sum"`` for mse,

@@ -18,6 +18,7 @@ import torch
 from torch.func import jacrev, vmap
 
 from lossgeometry.kernel.rules.base import Materialized
+from lossgeometry.problem import Inputs, input_count, map_inputs
 
 if TYPE_CHECKING:
     from lossgeometry.problem import Problem
@@ -27,7 +28,7 @@ def jacobian_factors(
     problem: Problem,
     pdict: dict[str, torch.Tensor],
     names: Sequence[str],
-    x: torch.Tensor,
+    x: Inputs,
     sel: torch.Tensor | None,
 ) -> Materialized:
     """Per-sample Jacobians ``(b, ks, Σ p_θ)`` of the outputs ``sel`` w.r.t. ``names``.
@@ -42,17 +43,18 @@ def jacobian_factors(
     sub = {n: pdict[n] for n in names}
     rest = {n: t for n, t in pdict.items() if n not in sub}
 
-    def f(sub_: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-        out = problem.forward_with({**rest, **sub_}, xi.unsqueeze(0)).reshape(-1)
+    def f(sub_: dict[str, torch.Tensor], xi: Inputs) -> torch.Tensor:
+        xb = map_inputs(lambda t: t.unsqueeze(0), xi)  # one sample as a batch of one
+        out = problem.forward_with({**rest, **sub_}, xb).reshape(-1)
         return out if sel is None else out[sel]
 
-    b = x.shape[0]
+    b = input_count(x)
     try:
         J = vmap(jacrev(f), in_dims=(None, 0))(sub, x)
     except RuntimeError as e:  # no batching rule for an op: loop over the samples
         if "vmap" not in str(e) and "batch" not in str(e).lower():
             raise
-        rows = [jacrev(f)(sub, x[i]) for i in range(b)]
+        rows = [jacrev(f)(sub, map_inputs(lambda t, i=i: t[i], x)) for i in range(b)]
         J = {n: torch.stack([r[n] for r in rows]) for n in names}
     ks = J[names[0]].shape[1]
     return Materialized(torch.cat([J[n].reshape(b, ks, -1) for n in names], dim=-1).detach())

@@ -1,0 +1,86 @@
+"""CSV and JSON-lines sinks for :class:`~lossgeometry.Monitor` records (no dependencies).
+
+* :class:`CSVSink` writes long-format rows ``step,name,value`` — one per scalar — so any set
+  of measurements (and the hindsight Aiming angles that arrive at the end) fits one header.
+  Read it with ``pandas.read_csv(path).pivot(index="step", columns="name", values="value")``.
+* :class:`JSONLinesSink` writes one JSON object per line: ``{"step": t, "scalars": {...}}``
+  for a record, ``{"step": t, "histogram": name, "edges": [...], "counts": [...]}`` for a
+  histogram. Non-finite numbers are written as the strings ``"inf"``, ``"-inf"``, ``"nan"``
+  (strict JSON).
+
+Both append and flush after every write, so a crashed run keeps every finished record.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from lossgeometry.monitor_measures import Histogram
+
+__all__ = ["CSVSink", "JSONLinesSink"]
+
+
+def _json_number(v: float) -> float | str:
+    v = float(v)
+    return v if math.isfinite(v) else str(v)
+
+
+class CSVSink:
+    """Scalars as CSV rows ``step,name,value`` (a new file, header first)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(["step", "name", "value"])
+        self._file.flush()
+
+    def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+        """One row ``step,name,value`` per scalar (``repr`` of the float: exact)."""
+        for name, value in scalars.items():
+            self._writer.writerow([step, name, repr(float(value))])
+        self._file.flush()
+
+    def write_histogram(self, step: int, name: str, hist: Histogram) -> None:
+        """Histograms do not fit the CSV's rows: use :class:`JSONLinesSink` or TensorBoard."""
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+class JSONLinesSink:
+    """Records and histograms as JSON lines (a new file)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("w", encoding="utf-8")
+
+    def _line(self, obj: dict[str, Any]) -> None:
+        self._file.write(json.dumps(obj, allow_nan=False) + "\n")
+        self._file.flush()
+
+    def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+        """One line ``{"step": t, "scalars": {...}}``."""
+        self._line({"step": step, "scalars": {k: _json_number(v) for k, v in scalars.items()}})
+
+    def write_histogram(self, step: int, name: str, hist: Histogram) -> None:
+        """One line ``{"step": t, "histogram": name, "edges": [...], "counts": [...]}``."""
+        self._line(
+            {
+                "step": step,
+                "histogram": name,
+                "edges": [float(e) for e in hist.edges],
+                "counts": [float(c) for c in hist.counts],
+            }
+        )
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
