@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 from torch.func import jvp, vjp, vmap
 
+from lossgeometry._attention import with_differentiable_attention
 from lossgeometry.operators.base import TorchLinearOperator
 from lossgeometry.problem import Problem
 
@@ -105,8 +106,12 @@ class JacobianOperator(TorchLinearOperator):
                 G[:, c0 : c0 + _MAX_COLS] += vmap(pull)(u)[0].T
         return G
 
+    @with_differentiable_attention
     def j(self, G: torch.Tensor) -> torch.Tensor:
-        """``J G``: ``G`` of shape ``(p, c)`` → ``(m·ks, c)`` (not counted)."""
+        """``J G``: ``G`` of shape ``(p, c)`` → ``(m·ks, c)`` (not counted).
+
+        Forward-mode AD (or a double VJP), with attention on its math backend.
+        """
         c = G.shape[1]
         out = torch.zeros(self.m, self.ks, c, device=self.w.device, dtype=self.w.dtype)
         for s, b, x in self._chunks():
