@@ -52,6 +52,7 @@ from lossgeometry.kernel.spectrum_free import (
     thick_lanczos_ends,
 )
 from lossgeometry.linalg.arpack import not_converged_warning
+from lossgeometry.operators.base import require_finite
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
@@ -385,6 +386,7 @@ def spectrum_from_kernel(
     """
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
         raise ValueError(f"K must be a square matrix, got shape {tuple(K.shape)}")
+    require_finite(K, "the kernel K has")
     t0 = time.perf_counter()
     eps = torch.finfo(K.dtype).eps
     fro = float(torch.linalg.matrix_norm(K))

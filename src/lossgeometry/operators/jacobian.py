@@ -24,7 +24,7 @@ import torch
 from torch.func import jvp, vjp, vmap
 
 from lossgeometry._attention import with_differentiable_attention
-from lossgeometry.operators.base import TorchLinearOperator
+from lossgeometry.operators.base import TorchLinearOperator, require_finite
 from lossgeometry.problem import Problem
 
 _MAX_COLS = 32
@@ -238,4 +238,4 @@ def dense_jacobian(problem: Problem, w: torch.Tensor, max_bytes: int | None = No
         except RuntimeError:
             jd = torch.func.jacrev(batch)(pdict, x)
         blocks.append(torch.cat([jd[nm].reshape(rows, -1) for nm in names], dim=1).detach())
-    return torch.cat(blocks)
+    return require_finite(torch.cat(blocks), "the Jacobian DF(w) has")
