@@ -46,6 +46,7 @@ from lossgeometry._plotting import axes_or_new
 from lossgeometry.kernel import memory as _mem
 from lossgeometry.kernel.spectrum_free import (
     LANCZOS_NCV,
+    announce_free_cost,
     arpack_ends,
     default_ncv,
     lobpcg_ends,
@@ -320,6 +321,7 @@ def kernel_spectrum(
         outputs=outputs if sel is not None else "full",
         indices=indices,
     )
+    announce_free_cost(op, q, solver, ncv, progress)
     if solver == "lanczos":
         res = thick_lanczos_ends(op, q, tol, maxiter, ncv, seed, progress)
     elif solver == "arpack":

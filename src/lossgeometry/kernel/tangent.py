@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import enum
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from lossgeometry._compat import deprecated_call_style
-from lossgeometry._progress import progress_bar
+from lossgeometry._progress import announce_cost, progress_bar
 from lossgeometry.kernel import memory as _mem
 from lossgeometry.kernel.outputs import OutputsSpec, check_no_train_batchnorm, resolve_outputs
 from lossgeometry.kernel.rules.base import Factors, Materialized
@@ -237,7 +238,9 @@ def tangent_kernel(
     starts = [s for s in range(0, m, b)]
     pairs = [(I, J) for I in range(len(chunks)) for J in range(I, len(chunks))]
     row_factors: tuple[int, list[Factors]] | None = None
+    announced = len(pairs) < 2
     for I, J in progress_bar(pairs, progress, desc="kernel"):
+        t_start = time.perf_counter()
         if cache is not None:
             if I not in cache:
                 cache[I] = factors_of(chunks[I])
@@ -249,7 +252,20 @@ def tangent_kernel(
                 row_factors = (I, factors_of(chunks[I]))
             FI = row_factors[1]
             FJ = FI if J == I else factors_of(chunks[J])
+        t_factors = time.perf_counter()
         blk = block(FI, FJ, mode)
+        if not announced:  # the first block measured: the rest costs about as much each
+            announced = True
+            passes = len(chunks) if cache is not None else len(pairs)
+            announce_cost(
+                "tangent kernel",
+                [
+                    ("factor passes over a chunk", passes - 1, t_factors - t_start),
+                    ("kernel blocks", len(pairs) - 1, time.perf_counter() - t_factors),
+                ],
+                progress,
+                note=f"{len(chunks)} chunks of at most {b} samples",
+            )
         si, sj = starts[I], starts[J]
         bi, bj = chunks[I].numel(), chunks[J].numel()
         if trace:
