@@ -172,6 +172,25 @@ def test_document_python_blocks_run(path, tmp_path):
     assert res.stdout.count("--- running") == len(spec)
 
 
+_WORK_TRACKING = re.compile(
+    r"\bthe issue\b|\bissue's\b|\bissue text\b|\btarget (is )?(not )?met\b|\b\d+(\.\d+)?× target\b"
+    r"|\bTarget:|\bTarget \"",
+    re.I,
+)
+
+
+def test_documents_describe_measurements_not_work_tracking():
+    """Docs say what was measured, not how a work item went ("the 3× target is not met")."""
+    bad = []
+    for path in DOCS:
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if _WORK_TRACKING.search(line):
+                bad.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert not bad, "work-tracking words in the docs:\n" + "\n".join(bad)
+    assert _WORK_TRACKING.search("**The 3× target is not met against PyHessian**")
+    assert _WORK_TRACKING.search("### The issue's own cases: K and λ_min")
+
+
 # ---------------------------------------------------------------------------------------------
 # signatures
 

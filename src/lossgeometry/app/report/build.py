@@ -147,6 +147,7 @@ def build_report(
                 continue
         log(f"section {spec.name}: running")
         ctx = Context(problem, cfg, w0, traj, out, seed, progress, cfg.report.options(spec.name))
+        ctx.data_name = data_name
         rec = _run_section(spec, ctx)
         atomic_write_json(path, rec)
         records[spec.name] = rec
