@@ -129,7 +129,9 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def test_every_document_is_collected_and_markers_are_justified():
     names = {p.name for p in DOCS}
     assert {"README.md", "usage.md", "kernel.md", "curvature.md", "plstar.md"} <= names
-    assert {"manifold.md", "alphabeta.md"} <= names
+    assert {"manifold.md", "alphabeta.md", "byom.md"} <= names
+    for linked in ("README.md", "docs/usage.md"):  # the "Bring your own model" page is found
+        assert "byom.md" in (ROOT / linked).read_text(encoding="utf-8"), linked
     for path in DOCS:
         for b in blocks(path):
             if b.marker == "no-run":
