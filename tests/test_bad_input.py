@@ -22,6 +22,7 @@ import lossgeometry as lg
 import lossgeometry.app.experiments
 import lossgeometry.app.report
 from lossgeometry.app.config import build_problem, load_config
+from lossgeometry.kernel.spectrum import spectrum_from_kernel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -487,6 +488,115 @@ OUTPUT_CASES = [
     ),
 ]
 CASES += OUTPUT_CASES
+
+
+def _nonfinite_problem(value: float = float("nan")) -> lg.Problem:
+    """A Problem whose model got a NaN (or Inf) weight after construction (a diverged step)."""
+    model = _mlp()
+    problem = lg.Problem(model, X0, Y0)
+    with torch.no_grad():
+        model[0].weight[0, 0] = value
+    return problem
+
+
+NOT_FINITE = r"NaN/Inf: the model or loss is not finite at this point"
+_nan = _nonfinite_problem
+
+CASES += [
+    # -- non-finite models: one error on every path, never a NaN that claims success (#17)
+    Case(
+        "nan-hessian-spectrum-dense",
+        lambda: lg.hessian_spectrum(_nan(), solver="dense"),
+        ValueError,
+        r"the operator returned " + NOT_FINITE,
+    ),
+    Case(
+        "nan-hessian-spectrum-lanczos",
+        lambda: lg.hessian_spectrum(_nan(), solver="lanczos"),
+        ValueError,
+        r"the operator returned " + NOT_FINITE,
+    ),
+    Case(
+        "nan-hessian-spectrum-arpack",
+        lambda: lg.hessian_spectrum(_nan(), solver="arpack"),
+        ValueError,
+        r"the operator returned " + NOT_FINITE,
+    ),
+    Case(
+        "inf-hessian-spectrum-ggn",
+        lambda: lg.hessian_spectrum(_nonfinite_problem(float("inf")), of="ggn"),
+        ValueError,
+        NOT_FINITE,
+    ),
+    Case(
+        "nan-hessian-trace",
+        lambda: lg.hessian_trace(_nan()),
+        ValueError,
+        r"the operator returned " + NOT_FINITE,
+    ),
+    Case(
+        "nan-hessian-trace-hutchinson",
+        lambda: lg.hessian_trace(_nan(), estimator="hutchinson"),
+        ValueError,
+        NOT_FINITE,
+    ),
+    Case(
+        "nan-hessian-trace-exact",
+        lambda: lg.hessian_trace(_nan(), estimator="exact"),
+        ValueError,
+        NOT_FINITE,
+    ),
+    Case("nan-hessian-density", lambda: lg.hessian_density(_nan()), ValueError, NOT_FINITE),
+    Case("nan-hessian-bound", lambda: lg.hessian_bound(_nan()), ValueError, NOT_FINITE),
+    Case(
+        "nan-model-hessian-norm",
+        lambda: lg.model_hessian_norm(_nan()),
+        ValueError,
+        r"second directional derivatives of the outputs are " + NOT_FINITE,
+    ),
+    Case(
+        "nan-kernel-spectrum-dense",
+        lambda: lg.kernel_spectrum(_nan(), solver="dense"),
+        ValueError,
+        r"the tangent kernel has " + NOT_FINITE,
+    ),
+    Case(
+        "nan-kernel-spectrum-lanczos",
+        lambda: lg.kernel_spectrum(_nan(), solver="lanczos", num_eigenvalues=2),
+        ValueError,
+        r"the operator returned " + NOT_FINITE,
+    ),
+    Case(
+        "nan-tangent-kernel",
+        lambda: lg.tangent_kernel(_nan()),
+        ValueError,
+        r"the tangent kernel has " + NOT_FINITE,
+    ),
+    Case(
+        "nan-tangent-kernel-ntvp",
+        lambda: lg.tangent_kernel(_nan(), method="ntvp"),
+        ValueError,
+        NOT_FINITE,
+    ),
+    Case(
+        "nan-certify-plstar",
+        lambda: lg.certify_plstar(_nan()),
+        ValueError,
+        r"the tangent kernel has " + NOT_FINITE,
+    ),
+    Case(
+        "nan-tangent-space",
+        lambda: lg.tangent_space(_nan()),
+        ValueError,
+        r"the Jacobian DF\(w\) has " + NOT_FINITE,
+    ),
+    Case(
+        "nan-kernel-matrix",
+        lambda: spectrum_from_kernel(torch.tensor([[1.0, float("nan")], [0.0, 1.0]])),
+        ValueError,
+        r"the kernel K has " + NOT_FINITE,
+    ),
+]
 
 
 def _bad_collate(items):

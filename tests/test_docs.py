@@ -129,7 +129,9 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def test_every_document_is_collected_and_markers_are_justified():
     names = {p.name for p in DOCS}
     assert {"README.md", "usage.md", "kernel.md", "curvature.md", "plstar.md"} <= names
-    assert {"manifold.md", "alphabeta.md"} <= names
+    assert {"manifold.md", "alphabeta.md", "byom.md"} <= names
+    for linked in ("README.md", "docs/usage.md"):  # the "Bring your own model" page is found
+        assert "byom.md" in (ROOT / linked).read_text(encoding="utf-8"), linked
     for path in DOCS:
         for b in blocks(path):
             if b.marker == "no-run":
@@ -170,6 +172,25 @@ def test_document_python_blocks_run(path, tmp_path):
     work.mkdir()
     res = _run([sys.executable, str(driver), str(tmp_path / "blocks.json")], work)
     assert res.stdout.count("--- running") == len(spec)
+
+
+_WORK_TRACKING = re.compile(
+    r"\bthe issue\b|\bissue's\b|\bissue text\b|\btarget (is )?(not )?met\b|\b\d+(\.\d+)?× target\b"
+    r"|\bTarget:|\bTarget \"",
+    re.I,
+)
+
+
+def test_documents_describe_measurements_not_work_tracking():
+    """Docs say what was measured, not how a work item went ("the 3× target is not met")."""
+    bad = []
+    for path in DOCS:
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if _WORK_TRACKING.search(line):
+                bad.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert not bad, "work-tracking words in the docs:\n" + "\n".join(bad)
+    assert _WORK_TRACKING.search("**The 3× target is not met against PyHessian**")
+    assert _WORK_TRACKING.search("### The issue's own cases: K and λ_min")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ _PROBLEM = {
     "_problem_setup",
     "_problem_views",
     "_precision",
+    "_attention",
 }
 ALLOWED: dict[str, set[str]] = {
     **{m: _BASE | _PROBLEM for m in _PROBLEM},

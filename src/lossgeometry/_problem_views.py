@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch.func import grad, jvp, vjp
 
+from lossgeometry._attention import with_differentiable_attention
 from lossgeometry._precision import full_precision
 from lossgeometry._problem_inputs import input_count
 
@@ -125,12 +126,14 @@ class FunctionalViews:
         return self.loss_and_grad(w, indices)[1]
 
     @measurement
+    @with_differentiable_attention
     def jvp(
         self, w: torch.Tensor | None, v: torch.Tensor, indices: Sequence[int] | None = None
     ) -> torch.Tensor:
         """``DF(w) v``: the directional derivative of the outputs, shape ``(n, k)``.
 
-        ``v`` has shape ``(p,)``; for ``(p, m)`` the result is ``(n, k, m)``.
+        ``v`` has shape ``(p,)``; for ``(p, m)`` the result is ``(n, k, m)``. Forward-mode
+        AD, with attention on its math backend (:mod:`lossgeometry._attention`).
         """
         w = self.check_w(w).detach()
         v = self.check_v(v)
@@ -162,13 +165,15 @@ class FunctionalViews:
         return out.detach()
 
     @measurement
+    @with_differentiable_attention
     def hvp(
         self, w: torch.Tensor | None, v: torch.Tensor, indices: Sequence[int] | None = None
     ) -> torch.Tensor:
         """The loss Hessian-vector product ``∇²L(w) v`` (forward-over-reverse, chunked).
 
         ``v`` of shape ``(p,)`` or ``(p, m)`` (then ``m`` products, vectorized with ``vmap``).
-        Normalization as :meth:`loss`.
+        Normalization as :meth:`loss`. Attention runs on its math backend, which supports
+        double backward (:mod:`lossgeometry._attention`).
         """
         w = self.check_w(w).detach()
         v = self.check_v(v)

@@ -122,6 +122,7 @@ def train(
         keep_iterates=record_iterates,
     )
     bar = progress_bar(range(steps), progress, desc=f"train ({opt_name})", unit="step")
+    loss_key = "loss" if full_batch else "batch_loss"
     t = 0
     for t in bar:
         idx = sampler.next()
@@ -154,8 +155,8 @@ def train(
         opt.step(closure)
         if scheduler is not None:
             scheduler.step()
-        if due and hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{rec.last_loss:.3e}")
+        if hasattr(bar, "set_postfix"):  # this step's loss (a mini-batch estimate for SGD)
+            bar.set_postfix(**{loss_key: f"{float(L):.3e}"}, refresh=False)
     else:
         t = steps
     if rec.last_step != t:

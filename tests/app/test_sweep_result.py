@@ -119,3 +119,26 @@ def test_sweep_summaries_are_flat_and_plots_take_ax_first():
         res.plot("width", "training.loss_final")  # the old positional x, y
     plt.close(fig)
     plt.close(fig2)
+
+
+def test_sweep_plots_keep_their_labels_inside_the_figure():
+    """The x label of the sweep plot was cut off at the bottom of its own figure."""
+    import matplotlib.pyplot as plt
+
+    res = _fake_result()
+    for ax, names in (
+        (res.plot(x="width", y="training.loss_final", logx=True), False),
+        (res.runs[0].plot(), True),  # the metric names on the y axis
+    ):
+        fig = ax.figure
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box = fig.bbox
+        ticks = list(ax.get_yticklabels()) if names else []
+        for label in (ax.xaxis.label, ax.yaxis.label, ax.title, *ticks):
+            if not label.get_text():
+                continue
+            ext = label.get_window_extent(renderer)
+            assert ext.x0 >= box.x0 - 0.5 and ext.y0 >= box.y0 - 0.5, label.get_text()
+            assert ext.x1 <= box.x1 + 0.5 and ext.y1 <= box.y1 + 0.5, label.get_text()
+        plt.close(fig)

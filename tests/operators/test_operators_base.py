@@ -133,3 +133,28 @@ def test_numerical_rank_of_an_operator():
     assert lg.numerical_rank(J).rank == min(J.shape)  # a generic point: full rank 21
     G = lg.hessian_operator(P, w, of="ggn")
     assert lg.numerical_rank(G).rank == P.n * P.k  # JᵀJ with p = 38 > nk = 21
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_every_product_path_refuses_non_finite_values(bad: float) -> None:
+    """One check in the base: torch products, adjoints, SciPy products and to_dense."""
+    M = torch.eye(4, dtype=torch.float64)
+    M[2, 1] = bad
+    with pytest.raises(ValueError, match="the matrix has NaN/Inf"):
+        as_torch_operator(M)
+    A = CallableOperator(lambda V: M @ V, 4, rmatmat=lambda U: M.T @ U, symmetric=False)
+    S = CallableOperator(lambda V: M @ V, 4)  # declared symmetric: the square solvers take it
+    e = torch.ones(4, dtype=torch.float64)
+    calls = [
+        lambda: A @ e,
+        lambda: A.rmatvec_torch(e),
+        lambda: A.matvec(np.ones(4)),
+        lambda: A.to_dense(),
+        lambda: lg.linalg.lanczos_extremes(S),
+        lambda: lg.linalg.hutchinson(S, 8),
+        lambda: lg.linalg.power_iteration(S),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="NaN/Inf: the model or loss is not finite"):
+            call()
+    assert torch.equal(as_torch_operator(torch.eye(4)) @ torch.ones(4), torch.ones(4))

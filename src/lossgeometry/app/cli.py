@@ -9,9 +9,10 @@ one module each, and are registered at the bottom of this module.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from lossgeometry._version import __version__
 from lossgeometry.app.commands.alphabeta import alphabeta_command
@@ -32,7 +33,31 @@ from lossgeometry.app.options import (
     say,
 )
 
+
+def _hide_flag_types(params: list[Any]) -> list[Any]:
+    """On/off flags show no type in ``--help`` (typer prints ``<bool>`` beside each flag)."""
+    for p in params:
+        if getattr(p, "is_flag", False) and getattr(p, "metavar", None) is None:
+            p.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    """A command whose ``--help`` lists flags without a ``<bool>`` type."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _hide_flag_types(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    """The command group, whose ``--help`` lists flags without a ``<bool>`` type."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _hide_flag_types(super().get_params(ctx))
+
+
 app = typer.Typer(
+    cls=_Group,
     name="lossgeometry",
     help=(
         "Measure and certify the loss-landscape geometry of over-parameterized PyTorch models: "
@@ -152,8 +177,11 @@ def run_command(
     from lossgeometry.app.outdir import OutputDirBusy
 
     if list_ or config is None:
-        for name, path in bundled_configs().items():
-            typer.echo(f"{name:<24} {path}")
+        configs = bundled_configs()
+        for name in configs:
+            typer.echo(f"{name:<22} {_experiment_line(name)}")
+        if configs:
+            typer.echo(f"(configs: {next(iter(configs.values())).parent})")
         return
     try:
         summary = run_experiment(config, out, full=full, progress=progress, resume=resume)
@@ -161,6 +189,18 @@ def run_command(
         fail(str(e))
         raise  # unreachable
     typer.echo(json.dumps(summary, indent=2, default=str)[:4000])
+
+
+def _experiment_line(name: str) -> str:
+    """One line about a bundled experiment: the first line of its module's docstring."""
+    import sys
+
+    from lossgeometry.app.experiments import available_experiments
+
+    fn = available_experiments().get(name)
+    doc = (sys.modules[fn.__module__].__doc__ or fn.__doc__ or "") if fn else ""
+    lines = doc.strip().splitlines()
+    return lines[0].replace("``", "") if lines else ""
 
 
 # --- feature commands: one module each under app/commands, registered here -----------------
@@ -171,3 +211,6 @@ app.command("certify")(certify_command)
 app.command("alphabeta")(alphabeta_command)
 app.command("sweep")(sweep_command)
 app.command("surface")(surface_command)
+for _info in app.registered_commands:  # every command's --help: flags without a type
+    if _info.cls in (None, TyperCommand):
+        _info.cls = _Command

@@ -32,7 +32,14 @@ ModelOpt = Annotated[
     ),
 ]
 ProgressOpt = Annotated[
-    bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: on a tty).")
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help=(
+            "Progress bars (default: on a tty; elsewhere a line with done/total and ETA every "
+            "20 s, and the estimated cost of a long measurement first). --no-progress: neither."
+        ),
+    ),
 ]
 TrustOpt = Annotated[
     bool,

@@ -213,7 +213,53 @@ def draw_heatmap(
     if colorbar:
         cb = plt.colorbar(mesh, ax=ax)
         cb.set_label(label + " (signed log scale)")
-        cb.set_ticks([-1, 0, 1])
-        neg, pos = float(min(M.min(), 0)), float(max(M.max(), 0))
-        cb.set_ticklabels([f"{neg:.2g}", "0", f"{pos:.2g}"])
+        ticks, labels = signed_log_ticks(M)
+        cb.set_ticks(ticks)
+        cb.set_ticklabels(labels)
     return mesh
+
+
+def tick_label(value: float) -> str:
+    """A colour-bar label: 2 significant digits, ``×10ⁿ`` for small or large magnitudes.
+
+    A true minus sign, and ``0`` only for zero: ``0.14``, ``−0.0031``, ``2.5×10⁻⁵``, ``−1.2×10⁴``.
+    """
+    if value == 0:
+        return "0"
+    sign = "−" if value < 0 else ""
+    a = abs(value)
+    if 1e-3 <= a < 100:
+        return sign + f"{a:.2g}"
+    if 100 <= a < 1e4:  # 2 significant digits without an exponent: 1500, 99
+        return sign + f"{float(f'{a:.2g}'):.0f}"
+    mant, exp = f"{a:.1e}".split("e")
+    sup = str(int(exp)).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return f"{sign}{mant}×10{sup}"
+
+
+def signed_log_ticks(M: np.ndarray) -> tuple[list[float], list[str]]:
+    """Colour-bar ticks of :func:`signed_log` and the values of ``M`` they stand for.
+
+    Ticks at ``0`` and, on each side that ``M`` reaches, ``±1`` (the extreme value) and
+    ``±0.5`` (the value mapped half-way, ``s·expm1(½ log1p(max/s))``): labels are the values
+    of ``M`` at those positions (:func:`tick_label`), so no two ticks read the same.
+    """
+    M = np.asarray(M, dtype=float)
+    big = float(np.abs(M).max()) if M.size else 0.0
+    if big == 0:
+        return [0.0], ["0"]
+    s = 1e-3 * big
+    ticks, labels = [], []
+    for sign in (-1.0, 1.0):
+        part = np.where(sign * M > 0, np.abs(M), 0.0)
+        top = float(part.max())
+        if top <= 0:
+            continue
+        half = s * float(np.expm1(0.5 * np.log1p(top / s)))
+        for pos, val in ((0.5, half), (1.0, top)):
+            ticks.append(sign * pos)
+            labels.append(tick_label(sign * val))
+    ticks.append(0.0)
+    labels.append("0")
+    order = np.argsort(ticks)
+    return [float(ticks[i]) for i in order], [labels[i] for i in order]

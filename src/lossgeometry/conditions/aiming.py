@@ -126,7 +126,12 @@ class RelaxedPL(Result):
         return {f"delta={d:g}": float(m) for d, m in zip(self.deltas, self.mu, strict=True)}
 
     def plot(self, ax: Any = None) -> Any:
-        """``log µ_k(δ)`` against the step for each δ; returns the axes."""
+        """``log µ_k(δ)`` against the step for each δ, and its minimum ``log µ(δ)``.
+
+        Every finite record is drawn with a marker (records between ``+inf`` ones, e.g. a
+        full loss every few steps, would otherwise be invisible line pieces), and the minimum
+        over the run, the headline ``µ(δ)``, as a dotted line. Returns the axes.
+        """
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -139,8 +144,15 @@ class RelaxedPL(Result):
                     self.step[m],
                     y[m],
                     lw=1.3,
+                    marker="o",
+                    ms=2.5,
                     color=f"C{j}",
                     label=f"δ={d:g}" if r == self.run.min() else None,
+                )
+            low = float(self.log_mu_min[j])
+            if np.isfinite(low):
+                ax.axhline(
+                    low, color=f"C{j}", lw=0.9, ls=":", label=f"µ(δ={d:g}) = {np.exp(low):.4g}"
                 )
         ax.set_xlabel("step k")
         ax.set_ylabel(r"$\log \mu_k(\delta)$")

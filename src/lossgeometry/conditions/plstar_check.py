@@ -74,8 +74,37 @@ class CertificateCheck(Result):
             "max_distance": float(dist.max()) if dist.size else math.nan,
         }
 
+    @property
+    def contraction(self) -> float:
+        """``1 − rate``: ``η c µ`` for GD (the bound's relative decrease per step)."""
+        return 1.0 - float(self.rate)
+
+    @property
+    def bound_remark(self) -> str:
+        """A sentence when the bound falls by less than 1 % over the recorded steps, else ``""``.
+
+        With a tiny ``η c µ`` (e.g. 1.6e-5) ``L(w0)(1 − η c µ)^t`` is drawn as a flat line at
+        ``L(w0)``; the remark says why (the figure shows it too).
+        """
+        pred = np.asarray(self.predicted, dtype=float)
+        if pred.size < 2 or not np.all(np.isfinite(pred)) or pred[0] <= 0:
+            return ""
+        drop = 1.0 - float(pred[-1] / pred[0])
+        if drop >= 0.01:
+            return ""
+        name = "η c µ" if self.method == "gd" else "1 − rate"
+        last = int(np.asarray(self.steps)[-1])
+        return (
+            f"The bound decreases by the factor 1 − {name} per step with {name} = "
+            f"{self.contraction:.2g}: over these {last} steps it falls by "
+            f"{100 * drop:.2g} % of L(w0), so it is drawn as a flat line at L(w0)."
+        )
+
     def plot(self, ax: Any = None, *, fig: Any = None) -> Any:
         """Observed loss against the bound, and the distance from w0 against its bound and R.
+
+        A bound that falls by less than 1 % over the plotted steps is marked on the loss panel
+        with its per-step decrease (``η c µ = …``; :attr:`bound_remark`).
 
         Args:
             ax: a sequence of two matplotlib Axes, or ``None`` for a new figure.
@@ -94,6 +123,16 @@ class CertificateCheck(Result):
         obs = np.asarray(self.observed)
         if self.loss_floor > 0 and obs.size and np.nanmin(obs) < 100 * self.loss_floor:
             ax1.axhline(self.loss_floor, color="C7", lw=0.8, ls=":", label="round-off floor")
+        if self.bound_remark:
+            name = "η c µ" if self.method == "gd" else "1 − rate"
+            ax1.text(
+                0.02,
+                0.04,
+                f"bound flat on this scale: {name} = {self.contraction:.2g} per step",
+                transform=ax1.transAxes,
+                fontsize=7,
+                color="C1",
+            )
         ax1.set_xlabel("step")
         ax1.set_ylabel("loss")
         ax1.legend(fontsize=8)

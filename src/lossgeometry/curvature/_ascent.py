@@ -14,6 +14,7 @@ import math
 import torch
 
 from lossgeometry.linalg.lanczos import lanczos_extremes
+from lossgeometry.operators.base import require_finite
 from lossgeometry.operators.model_hessian import (
     ModelHessianOperator,
     ModelInputs,
@@ -52,7 +53,8 @@ def alternate(
 
     def g_of(v: torch.Tensor) -> torch.Tensor:
         counters["g"] += 1
-        return second_derivatives(prob, w, v, inp).reshape(-1)
+        g = second_derivatives(prob, w, v, inp).reshape(-1)
+        return require_finite(g, "the second directional derivatives of the outputs are")
 
     def v_step(
         u: torch.Tensor, v0: torch.Tensor | None, steps: int | None

@@ -28,11 +28,14 @@ from typing import Any, Literal
 
 import torch
 
+from lossgeometry._progress import CostEstimate, announce_cost
 from lossgeometry.curvature.bound import HessianBound, hessian_bound
 from lossgeometry.curvature.density import HessianDensity, hessian_density
 from lossgeometry.curvature.model_hessian import ModelHessianNorm, model_hessian_norm
 from lossgeometry.curvature.spectrum import HessianSpectrum, hessian_spectrum
 from lossgeometry.curvature.trace import HessianTrace, hessian_trace
+from lossgeometry.linalg.dense import DENSE_MAX_ORDER
+from lossgeometry.operators.hessian import hessian_operator
 from lossgeometry.options import Options, OptionsError, renamed_options
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
@@ -199,7 +202,8 @@ def curvature_profile(
         problem: the problem.
         w: the point (default: the model's current parameters).
         options: :class:`CurvatureOptions` (default: its defaults).
-        progress: progress bars.
+        progress: progress bars, and the estimated cost printed first when it is long
+            (:func:`profile_cost`); ``False``: neither.
 
     Returns:
         A :class:`CurvatureProfile`.
@@ -208,6 +212,7 @@ def curvature_profile(
         ValueError: from the estimators (e.g. ``top + bottom`` larger than ``p``).
     """
     o = options if options is not None else CurvatureOptions()
+    profile_cost(problem, w, options=o, progress=progress)
     notes: list[str] = []
     spec = hessian_spectrum(
         problem,
@@ -254,4 +259,48 @@ def curvature_profile(
         model_hessian=mh,
         options=o.to_dict(),
         notes=notes,
+    )
+
+
+def profile_products(p: int, o: CurvatureOptions, is_mse: bool) -> int:
+    """Hessian-vector products a profile needs, the iterative parts counted at one basis.
+
+    Spectrum: ``p`` (dense: ``solver="dense"``, or ``"auto"`` with ``p ≤ DENSE_MAX_ORDER``)
+    or one Lanczos basis ``max(20, 2(top + bottom) + 10)``; density ``probes · steps``; trace
+    ``trace_samples``; the bound (square loss) two Lanczos bases of 20 and
+    ``4(restarts + 1)`` model-Hessian products; the model-Hessian norm ``4·max(restarts, 1)``.
+    Iterative parts that restart need more, so this is a typical figure, not a bound.
+    """
+    dense = o.solver == "dense" or (o.solver == "auto" and p <= DENSE_MAX_ORDER)
+    count = p if dense else min(p, max(20, 2 * (o.top + o.bottom) + 10))
+    count += o.probes * o.steps if o.density else 0
+    count += o.trace_samples if o.trace else 0
+    count += 2 * 20 + 4 * (o.restarts + 1) if (o.bound and is_mse) else 0
+    count += 4 * max(o.restarts, 1) if o.model_hessian else 0
+    return count
+
+
+def profile_cost(
+    problem: Problem,
+    w: torch.Tensor | None = None,
+    *,
+    options: CurvatureOptions,
+    progress: bool | None = None,
+) -> CostEstimate | None:
+    """Print a curvature profile's estimated cost before it starts (when long).
+
+    :func:`profile_products` times the measured seconds of one Hessian-vector product at
+    ``w`` (the faster of two: the first builds the gradient graph). Nothing is measured with
+    ``progress=False``; no random generator is touched.
+    """
+    if progress is False:
+        return None
+    o = options
+    H = hessian_operator(problem, w, of=o.of)
+    probe = torch.ones(H.p, dtype=H.torch_dtype, device=H.device) / H.p**0.5
+    return announce_cost(
+        "curvature profile",
+        [("Hessian-vector products", profile_products(H.p, o, problem.is_mse), lambda: H @ probe)],
+        progress,
+        note="iterative parts counted at one Krylov basis",
     )

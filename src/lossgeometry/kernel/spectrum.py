@@ -46,12 +46,14 @@ from lossgeometry._plotting import axes_or_new
 from lossgeometry.kernel import memory as _mem
 from lossgeometry.kernel.spectrum_free import (
     LANCZOS_NCV,
+    announce_free_cost,
     arpack_ends,
     default_ncv,
     lobpcg_ends,
     thick_lanczos_ends,
 )
 from lossgeometry.linalg.arpack import not_converged_warning
+from lossgeometry.operators.base import require_finite
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
 
@@ -319,6 +321,7 @@ def kernel_spectrum(
         outputs=outputs if sel is not None else "full",
         indices=indices,
     )
+    announce_free_cost(op, q, solver, ncv, progress)
     if solver == "lanczos":
         res = thick_lanczos_ends(op, q, tol, maxiter, ncv, seed, progress)
     elif solver == "arpack":
@@ -385,6 +388,7 @@ def spectrum_from_kernel(
     """
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
         raise ValueError(f"K must be a square matrix, got shape {tuple(K.shape)}")
+    require_finite(K, "the kernel K has")
     t0 = time.perf_counter()
     eps = torch.finfo(K.dtype).eps
     fro = float(torch.linalg.matrix_norm(K))

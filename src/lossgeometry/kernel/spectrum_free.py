@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from lossgeometry._progress import CostEstimate, announce_cost
 from lossgeometry.linalg.arpack import eigsh_end, lobpcg_end
 from lossgeometry.linalg.lanczos import lanczos_extremes
 from lossgeometry.operators.ntk import NTKOperator
@@ -39,6 +40,34 @@ def default_ncv(N: int, q: int = 1) -> int:
     """
     budget = max(2 * q + 10, LANCZOS_BASIS_BYTES // (8 * max(N, 1)))
     return int(min(N, 512, budget))
+
+
+def announce_free_cost(
+    op: NTKOperator, q: int, solver: str, ncv: int | None, progress: bool | None
+) -> CostEstimate | None:
+    """Print the estimated cost of a matrix-free kernel spectrum before it starts.
+
+    ``products × seconds of one NTK-vector product`` (measured here; the operator's product
+    counter is reset afterwards), with the products counted at one Krylov basis (Lanczos:
+    :func:`default_ncv`; ARPACK: two runs of :data:`LANCZOS_NCV`; LOBPCG: 20 blocks): more if
+    the solver restarts. Nothing is measured with ``progress=False``.
+    """
+    N = op.shape[0]
+    if solver == "lanczos":
+        count = min(N, ncv if ncv is not None else default_ncv(N, q))
+    elif solver == "arpack":
+        count = 2 * min(N, ncv if ncv is not None else (LANCZOS_NCV or 20))
+    else:
+        count = 20 * max(q, 4)
+    probe = torch.ones(N, 1, dtype=op.torch_dtype, device=op.device) / N**0.5
+    est = announce_cost(
+        "kernel spectrum",
+        [("NTK-vector products", count, lambda: op.matmat_torch(probe))],
+        progress,
+        note="counted at one Krylov basis; more if the solver restarts",
+    )
+    op.reset_matvecs()
+    return est
 
 
 def _start(N: int, c: int, seed: int) -> np.ndarray:

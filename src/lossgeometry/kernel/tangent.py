@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import enum
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from lossgeometry._compat import deprecated_call_style
-from lossgeometry._progress import progress_bar
+from lossgeometry._progress import announce_cost, progress_bar
 from lossgeometry.kernel import memory as _mem
 from lossgeometry.kernel.outputs import OutputsSpec, check_no_train_batchnorm, resolve_outputs
 from lossgeometry.kernel.rules.base import Factors, Materialized
+from lossgeometry.operators.base import require_finite
 from lossgeometry.problem import Problem
 
 
@@ -52,6 +54,9 @@ class KernelMethod(str, enum.Enum):
     STRUCTURED = "structured"
     JACOBIAN = "jacobian"
     NTVP = "ntvp"
+
+
+_NOT_FINITE = "the tangent kernel has"
 
 
 def resolve_method(method: str | KernelMethod) -> KernelMethod:
@@ -155,9 +160,10 @@ def tangent_kernel(
         The kernel (or its diagonal blocks) as a tensor on the problem's device and dtype.
 
     Raises:
-        ValueError: an unknown method or outputs spec, a BatchNorm layer in train mode, or a
+        ValueError: an unknown method or outputs spec, a BatchNorm layer in train mode, a
             request that would exceed the memory limit (the message gives the size and
-            suggests ``method="ntvp"`` or a smaller ``chunk_size``).
+            suggests ``method="ntvp"`` or a smaller ``chunk_size``), or a kernel with NaN/Inf
+            entries (a model that is not finite at ``w``).
 
     Passing ``method``, ``outputs``, ``diagonal_only`` or ``chunk_size`` by position (the
     former call style) works for one release, with a :class:`DeprecationWarning`.
@@ -185,8 +191,9 @@ def tangent_kernel(
     )
     budget = max(limit - out_bytes, 1)
     if meth is KernelMethod.NTVP:
-        return _ntvp_kernel(
-            problem, w, sel, trace, diagonal_only, idx, chunk_size, budget, progress
+        return require_finite(
+            _ntvp_kernel(problem, w, sel, trace, diagonal_only, idx, chunk_size, budget, progress),
+            _NOT_FINITE,
         )
 
     from lossgeometry.kernel.rules.fallback import jacobian_factors
@@ -221,7 +228,7 @@ def tangent_kernel(
             block(F, F, mode)
             for F in (factors_of(c) for c in progress_bar(chunks, progress, desc="kernel"))
         ]
-        return torch.cat(parts)
+        return require_finite(torch.cat(parts), _NOT_FINITE)
 
     # every entry is written below (blocks I ≤ J and their mirror images): no zero-fill
     K = torch.empty(shape, device=problem.device, dtype=problem.dtype)
@@ -231,7 +238,9 @@ def tangent_kernel(
     starts = [s for s in range(0, m, b)]
     pairs = [(I, J) for I in range(len(chunks)) for J in range(I, len(chunks))]
     row_factors: tuple[int, list[Factors]] | None = None
+    announced = len(pairs) < 2
     for I, J in progress_bar(pairs, progress, desc="kernel"):
+        t_start = time.perf_counter()
         if cache is not None:
             if I not in cache:
                 cache[I] = factors_of(chunks[I])
@@ -243,7 +252,20 @@ def tangent_kernel(
                 row_factors = (I, factors_of(chunks[I]))
             FI = row_factors[1]
             FJ = FI if J == I else factors_of(chunks[J])
+        t_factors = time.perf_counter()
         blk = block(FI, FJ, mode)
+        if not announced:  # the first block measured: the rest costs about as much each
+            announced = True
+            passes = len(chunks) if cache is not None else len(pairs)
+            announce_cost(
+                "tangent kernel",
+                [
+                    ("factor passes over a chunk", passes - 1, t_factors - t_start),
+                    ("kernel blocks", len(pairs) - 1, time.perf_counter() - t_factors),
+                ],
+                progress,
+                note=f"{len(chunks)} chunks of at most {b} samples",
+            )
         si, sj = starts[I], starts[J]
         bi, bj = chunks[I].numel(), chunks[J].numel()
         if trace:
@@ -255,7 +277,7 @@ def tangent_kernel(
             K[si * ks : (si + bi) * ks, sj * ks : (sj + bj) * ks] = blk
             if I != J:
                 K[sj * ks : (sj + bj) * ks, si * ks : (si + bi) * ks] = blk.T
-    return K
+    return require_finite(K, _NOT_FINITE)
 
 
 def _factor_bytes(problem: Problem, meth: KernelMethod, plan: Any, ks: int) -> int:

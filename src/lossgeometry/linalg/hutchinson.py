@@ -240,7 +240,7 @@ def hutchpp(
     s = min(matvecs // 3, p)
     rest = matvecs - 2 * s
 
-    steps = progress_bar(range(3), progress, desc="hutch++", unit="stage")
+    steps = iter(progress_bar(range(3), progress, desc="hutch++", unit="stage"))
     next(steps, None)
     S = _rademacher(p, s, gen, dtype, device)
     Q, _ = torch.linalg.qr(_blocked(A, S, block))

@@ -24,7 +24,15 @@ import torch
 
 from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import panels
-from lossgeometry.manifold._linalg import as_float64, require_mse, subproblem
+from lossgeometry._progress import CostEstimate, announce_cost
+from lossgeometry.linalg.dense import DENSE_MAX_ORDER
+from lossgeometry.manifold._linalg import (
+    DENSE_JACOBIAN_MAX_BYTES,
+    as_float64,
+    choose_jacobian,
+    require_mse,
+    subproblem,
+)
 from lossgeometry.manifold.growth import LossGrowth, loss_growth
 from lossgeometry.manifold.interpolant import find_interpolant
 from lossgeometry.manifold.nonconvexity import (
@@ -164,6 +172,48 @@ def choose_samples(problem: Problem, max_equations: int, seed: int) -> tuple[lis
     return [int(i) for i in idx], True
 
 
+def manifold_cost(
+    problem: Problem,
+    w: torch.Tensor | None = None,
+    *,
+    options: ManifoldOptions,
+    progress: bool | None = None,
+) -> CostEstimate | None:
+    """Print the estimated cost of :func:`analyze_manifold` on ``problem`` (when long).
+
+    Counts, each timed once at ``w`` (the faster of two calls): dense Jacobians, at least
+    ``2 + walk_steps`` (one Gauss–Newton iteration, the tangent space, one per walk step; the
+    interpolation usually takes a few iterations more), and Hessian-vector products, ``p``
+    for each dense Hessian (the nullity when asked for, and ``1 + len(radii)`` near ``w*``)
+    when ``p ≤ DENSE_MAX_ORDER``, else ``len(radii) + 30``. A problem whose Jacobian is
+    matrix-free counts no Jacobians. Nothing is measured with ``progress=False``.
+    """
+    if progress is False:
+        return None
+    from lossgeometry.operators.hessian import HessianOperator
+    from lossgeometry.operators.jacobian import dense_jacobian
+
+    o = options
+    w = problem.check_w(w)
+    dense_j = choose_jacobian(problem, "auto", DENSE_JACOBIAN_MAX_BYTES) == "dense"
+    jacobians = 2 + o.walk_steps if dense_j else 0
+    if problem.p <= DENSE_MAX_ORDER:
+        hvps = problem.p * ((1 if o.hessian else 0) + 1 + len(o.radii))
+    else:
+        hvps = len(o.radii) + 30
+    H = HessianOperator(problem, w)
+    probe = torch.ones(problem.p, dtype=problem.dtype, device=problem.device) / problem.p**0.5
+    return announce_cost(
+        "manifold analysis",
+        [
+            ("dense Jacobians", jacobians, lambda: dense_jacobian(problem, w)),
+            ("Hessian-vector products", hvps, lambda: H @ probe),
+        ],
+        progress,
+        note=f"{problem.n} samples, p = {problem.p}; interpolation may take more iterations",
+    )
+
+
 @deprecated_call_style(renamed={"w0": "w"})
 def analyze_manifold(
     problem: Problem,
@@ -190,7 +240,8 @@ def analyze_manifold(
             ``walk_steps`` (0: no walk and no segment), ``walk_step_size`` (default
             ``0.01 · ‖w*‖``), ``radii`` (for :func:`negative_curvature_near`).
         samples: explicit sample indices to study.
-        progress: progress bars.
+        progress: progress bars, and the estimated cost printed first when it is long
+            (:func:`manifold_cost`); ``False``: neither.
         **overrides: single options by name (``max_equations=50``), applied on ``options``.
 
     Returns:
@@ -227,6 +278,7 @@ def analyze_manifold(
     w = torch.as_tensor(w if w is not None else problem.params()).detach()
     w = w.to(device=p64.device, dtype=torch.float64)
     start = float(p64.residual(w).norm())
+    manifold_cost(p64, w, options=o, progress=progress)
     t = time.perf_counter()
     sol = find_interpolant(p64, w, tol=tol, max_iter=max_iter, progress=progress)
     timings["interpolate"] = time.perf_counter() - t

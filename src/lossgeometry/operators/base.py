@@ -21,7 +21,10 @@ and, only if it is not symmetric, ``_adjoint_matmat(U: Tensor[n_out, m]) -> Tens
 * :meth:`~TorchLinearOperator.to_dense`, built from the identity's columns in blocks, with a
   memory check;
 * NumPy in, NumPy out for SciPy, in :attr:`dtype` (by default the NumPy twin of the torch
-  dtype; an operator may declare another, e.g. float64 for a float32 model).
+  dtype; an operator may declare another, e.g. float64 for a float32 model);
+* a finiteness check of every product (:func:`require_finite`): a model or loss that is NaN
+  or infinite at the point gives one clear error in every solver and estimator (Lanczos,
+  ARPACK, LOBPCG, dense, Hutchinson/Hutch++, SLQ), never a NaN result that claims success.
 """
 
 from __future__ import annotations
@@ -46,6 +49,28 @@ DENSE_LIMIT_BYTES = 2 * 1024**3
 _DENSE_BLOCK = 256
 """Identity columns per product in :meth:`TorchLinearOperator.to_dense` when the operator
 sets no ``max_vectors``."""
+
+
+NOT_FINITE = "NaN/Inf: the model or loss is not finite at this point"
+"""The core of the one error every measurement gives for non-finite values."""
+
+
+def require_finite(t: torch.Tensor, what: str = "the operator returned") -> torch.Tensor:
+    """Return ``t`` if every entry is finite; else raise the shared non-finite error.
+
+    The message is ``"{what} NaN/Inf: the model or loss is not finite at this point"`` plus
+    what to check. Every solver and estimator reaches it through the operator products
+    (:meth:`TorchLinearOperator.matmat_torch`); the dense kernel path calls it on the kernel.
+
+    Raises:
+        ValueError: ``t`` holds NaN or Inf.
+    """
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(
+            f"{what} {NOT_FINITE} (check the parameters w, the model's buffers and the data "
+            "for NaN/Inf, e.g. after a diverged training step)"
+        )
+    return t
 
 
 class TorchLinearOperator(sla.LinearOperator):
@@ -119,7 +144,7 @@ class TorchLinearOperator(sla.LinearOperator):
         block = self.max_vectors or m
         outs = []
         for s in range(0, m, block):
-            outs.append(fn(V[:, s : s + block]))
+            outs.append(require_finite(fn(V[:, s : s + block])))
             self.matvecs += min(block, m - s)
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
@@ -318,6 +343,7 @@ def as_torch_operator(
         M = A.to(device=device) if device is not None else A
         if not M.is_floating_point():
             M = M.double()
+        require_finite(M, "the matrix has")
         sym = M.shape[0] == M.shape[1] and bool(
             torch.allclose(M, M.T, rtol=1e-6, atol=1e-8 * float(M.abs().max() + 1e-300))
         )

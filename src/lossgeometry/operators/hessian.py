@@ -40,6 +40,12 @@ Products are chunked over the data (``problem.chunk_size`` samples at a time, or
 * ``"fwdrev"``: forward-over-reverse, ``jvp`` of ``grad`` in ``torch.func``, vectorized over
   several vectors with ``vmap`` (up to ``max_vectors`` per call); nothing is kept between
   calls. Use it for models whose operations lack double-backward support.
+
+Every product runs with attention on its math backend and the multi-head-attention fast path
+off (:func:`lossgeometry._attention.differentiable_attention`): torch's fused attention
+kernels cannot be differentiated twice, so stock ``nn.MultiheadAttention``,
+``nn.TransformerEncoderLayer``/``DecoderLayer`` and ``F.scaled_dot_product_attention`` work
+as they are.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from typing import Any, Literal
 import torch
 from torch.func import grad, jvp, vjp, vmap
 
+from lossgeometry._attention import with_differentiable_attention
 from lossgeometry._compat import deprecated_call_style
 from lossgeometry.operators.base import TorchLinearOperator
 from lossgeometry.problem import Problem
@@ -166,8 +173,9 @@ class ChunkedHVP:
             return self._graphs
         return (self._graph(c) for c in self.chunks())
 
+    @with_differentiable_attention
     def matmat(self, V: torch.Tensor) -> torch.Tensor:
-        """``∇²s(w) V`` for ``V`` of shape ``(p, m)``."""
+        """``∇²s(w) V`` for ``V`` of shape ``(p, m)`` (attention on its math backend)."""
         if self.backend == "fwdrev":
             out = torch.zeros_like(V)
             for chunk in self.chunks():
@@ -259,6 +267,7 @@ class HessianOperator(TorchLinearOperator):
             cache_bytes=cache_bytes,
         )
 
+    @with_differentiable_attention
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:
         prob = self.problem
         if self.of == "loss":

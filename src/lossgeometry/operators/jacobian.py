@@ -23,7 +23,8 @@ from typing import Any, Literal
 import torch
 from torch.func import jvp, vjp, vmap
 
-from lossgeometry.operators.base import TorchLinearOperator
+from lossgeometry._attention import with_differentiable_attention
+from lossgeometry.operators.base import TorchLinearOperator, require_finite
 from lossgeometry.problem import Problem, input_count, map_inputs
 
 _MAX_COLS = 32
@@ -105,8 +106,12 @@ class JacobianOperator(TorchLinearOperator):
                 G[:, c0 : c0 + _MAX_COLS] += vmap(pull)(u)[0].T
         return G
 
+    @with_differentiable_attention
     def j(self, G: torch.Tensor) -> torch.Tensor:
-        """``J G``: ``G`` of shape ``(p, c)`` → ``(m·ks, c)`` (not counted)."""
+        """``J G``: ``G`` of shape ``(p, c)`` → ``(m·ks, c)`` (not counted).
+
+        Forward-mode AD (or a double VJP), with attention on its math backend.
+        """
         c = G.shape[1]
         out = torch.zeros(self.m, self.ks, c, device=self.w.device, dtype=self.w.dtype)
         for s, b, x in self._chunks():
@@ -233,4 +238,4 @@ def dense_jacobian(problem: Problem, w: torch.Tensor, max_bytes: int | None = No
         except RuntimeError:
             jd = torch.func.jacrev(batch)(pdict, x)
         blocks.append(torch.cat([jd[nm].reshape(rows, -1) for nm in names], dim=1).detach())
-    return torch.cat(blocks)
+    return require_finite(torch.cat(blocks), "the Jacobian DF(w) has")

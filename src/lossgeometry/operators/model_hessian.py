@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.func import jvp
 
+from lossgeometry._attention import with_differentiable_attention
 from lossgeometry.operators.base import TorchLinearOperator
 from lossgeometry.operators.hessian import Backend, ChunkedHVP, reference_problem
 from lossgeometry.problem import Problem, input_count
@@ -226,6 +227,7 @@ def second_directional_derivative(
     return second_derivatives(problem, w, v, ModelInputs(problem, inputs, indices, chunk_size))
 
 
+@with_differentiable_attention
 def second_derivatives(
     problem: Problem, w: torch.Tensor, v: torch.Tensor, inp: ModelInputs
 ) -> torch.Tensor:

@@ -202,6 +202,7 @@ def _build(
             ctx = Context(
                 problem, cfg, w0, traj, stage.dir, seed, progress, cfg.report.options(spec.name)
             )
+            ctx.data_name = data_name
             rec = stage.save_section(spec.name, _run_section(spec, ctx))
             status = "failed: " + rec["error"] if rec["error"] else f"{rec['seconds']:.1f} s"
             log(f"section {spec.name}: {status}")

@@ -51,6 +51,10 @@ class Context:
     progress: bool | None = None
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     """This section's ``[report.NAME]`` table (``enabled`` removed)."""
+    data_name: str | None = None
+    """What the data are, as :func:`~lossgeometry.app.config.build_problem` names them: the
+    data set, or ``"FACTORY (own data)"`` when a model factory returned its own data
+    (``None``: the config's ``[data] name``)."""
 
     @property
     def w_trained(self) -> torch.Tensor:

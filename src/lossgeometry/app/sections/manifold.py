@@ -59,24 +59,27 @@ def manifold_section(ctx: Context) -> SectionOutput:
         )
     rep, gr, seg, curv, walk = res.report, res.growth, res.segment, res.curvature, res.walk
     assert rep is not None and gr is not None and curv is not None
+    m = len(res.samples)
+    subset = m < res.n_total
     metrics = {
-        "samples studied": f"{len(res.samples)} of {res.n_total}",
+        "samples studied": f"{m} of {res.n_total}",
         "‖F(w*) − Y‖": rep.residual_norm,
         "rank J": rep.rank.rank,
         "dim M (p − rank)": rep.dimension,
-        "p − nk": rep.expected_dimension,
+        (f"p − mk (m = {m})" if subset else "p − nk"): rep.expected_dimension,
         "Hessian nullity": "—" if rep.hessian_nullity is None else rep.hessian_nullity,
         "normal exponent": gr.normal_exponent if gr.normal_exponent is not None else "—",
         "tangent exponent": gr.tangent_exponent if gr.tangent_exponent is not None else "flat",
     }
     if seg is not None:
         metrics["midpoint loss"] = seg.midpoint_loss
+    nk = "p − mk" if subset else "p − nk"
     verdict = (
-        "The measured dimension equals p − nk"
+        f"The measured dimension equals {nk}"
         + (" and the Hessian nullity agrees" if rep.hessian_nullity is not None else "")
         + ": the minima through w* form a manifold of that dimension (Cooper)."
         if rep.agrees
-        else "The measured dimension does NOT equal p − nk: see the notes."
+        else f"The measured dimension does NOT equal {nk}: see the notes."
     )
     text = (
         "From the trained point, Gauss–Newton (minimum-norm steps, float64) solves F(w) = Y "
@@ -90,7 +93,10 @@ def manifold_section(ctx: Context) -> SectionOutput:
         "radius around w*: the loss is not convex in any neighbourhood of its minima "
         "(Liu, Zhu & Belkin)."
     )
-    body = html.metrics(metrics) + html.para(verdict) + html.para(text)
+    body = html.metrics(metrics)
+    if subset:
+        body += html.para(subset_sentence(m, res.n_total, res.k, res.p))
+    body += html.para(verdict) + html.para(text)
     warn = ("not an interpolant", "rank deficient", "differs", "retraction failed")
     for n in res.notes:
         body += html.note(n, "warn" if any(w in n for w in warn) else "info")
@@ -118,3 +124,13 @@ def manifold_section(ctx: Context) -> SectionOutput:
         "directions; loss on the segment w* → walk end; negative curvature near w*.",
     )
     return SectionOutput(results=results, html=body, summary=res.summary())
+
+
+def subset_sentence(m: int, n: int, k: int, p: int) -> str:
+    """Why this section's ``p − mk`` differs from the Problem section's ``p − nk``."""
+    return (
+        f"This section studies a {m}-sample subset of the {n} samples (m = {m}): its manifold "
+        f"is the solution set of those {m * k} equations, of dimension p − mk = {p - m * k:,}. "
+        f"The Problem section's p − nk = {p - n * k:,} is the dimension for all {n} samples; "
+        "their solution set lies inside this one."
+    )

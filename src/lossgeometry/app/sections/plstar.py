@@ -51,8 +51,12 @@ def plstar_section(ctx: Context) -> SectionOutput:
             f"The configured training run against the bound L(w0)(1 − η c µ)^t at its own step "
             f"η = {html.fmt(float(tr.lr))} (certified step: {html.fmt(cert.step_size)}). "
             + check.note
+            + (" " + check.bound_remark if check.bound_remark else "")
         )
-        body += ctx.figure(fig, "plstar_training.png", "observed loss vs bound; distance vs R")
+        caption = "observed loss vs bound; distance vs R"
+        if check.bound_remark:
+            caption += f" (the bound is flat: η c µ = {check.contraction:.2g} per step)"
+        body += ctx.figure(fig, "plstar_training.png", caption)
 
     steps = opts.certified_gd_steps
     gd_check = study.certified_gd
@@ -62,6 +66,8 @@ def plstar_section(ctx: Context) -> SectionOutput:
         fig.axes[0].set_title(f"CertifiedGD (η = {cert.step_size:.3g})", fontsize=9)
         _radius_title(fig.axes[1], gd_check.radius, gd_check.distance)
         holds = gd_check.loss_holds and gd_check.distance_holds
+        if gd_check.bound_remark:
+            body += html.para(gd_check.bound_remark)
         body += html.note(
             f"CertifiedGD for {steps} steps: the loss stayed below the bound and the iterates "
             "inside the certified ball."

@@ -38,7 +38,7 @@ def problem_section(ctx: Context) -> SectionOutput:
                 "loss": loss_formula,
                 "reduction": pb.reduction
                 + ("" if "reduction" in ctx.config.get("loss", {}) else " (the loss's default)"),
-                "data": ctx.config.get("data", {}).get("name", "?"),
+                "data": ctx.data_name or ctx.config.get("data", {}).get("name", "?"),
                 "model": ", ".join(f"{k}={v}" for k, v in model_cfg.items()),
                 "dtype / device": f"{s['dtype']} / {s['device']}",
                 "seed": ctx.seed,

@@ -92,12 +92,15 @@ class SweepRun(Result):
                 f"run {self.name!r} has no metric {missing}; it has {list(self.metrics)}"
             )
         names = [m for m in names if _numeric(self.metrics[m])]
+        own = ax is None
         ax = axes_or_new(ax, (5.5, 0.6 + 0.35 * max(1, len(names))))
         ax.barh(range(len(names)), [float(self.metrics[m]) for m in names], color="C0")
         ax.set_yticks(range(len(names)), names)
         ax.invert_yaxis()  # first metric on top
         ax.set_title(f"{self.name} ({self.status})")
         ax.grid(alpha=0.3, axis="x")
+        if own:  # room for the metric names and the title inside the figure
+            ax.figure.tight_layout()
         return ax
 
 
@@ -252,6 +255,7 @@ class SweepResult(Result):
         xkey = self._param_key(x)
         if y not in self.metric_names():
             raise ValueError(f"no run has a metric {y!r}; metrics: {self.metric_names()}")
+        own = ax is None
         ax = axes_or_new(ax, (5.5, 3.8))
         labels = self.param_labels()
         others = [k for k in self.grid if k != xkey]
@@ -282,6 +286,8 @@ class SweepResult(Result):
         if others and groups:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3, which="both")
+        if own:  # the axis labels inside the figure (the x label was cut off at the bottom)
+            ax.figure.tight_layout()
         return ax
 
 
