@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 import lossgeometry as lg
 from lossgeometry.app.cli import app
 from lossgeometry.app.commands.sweep import parse_grid, parse_value
-from lossgeometry.app.report import build
 from lossgeometry.app.sections.base import SECTIONS, SectionOutput, SectionSpec
 from lossgeometry.app.sweep import (
     SweepResult,
@@ -42,20 +41,6 @@ def tiny(tmp_path: Path) -> Path:
     p = tmp_path / "tiny.toml"
     p.write_text(TINY)
     return p
-
-
-@pytest.fixture
-def count_reports(monkeypatch):
-    """Count calls of the analyze job's build_report (runs executed in this process)."""
-    calls: list[str] = []
-    real = build.build_report
-
-    def counting(cfg, out, **kw):
-        calls.append(Path(out).name)
-        return real(cfg, out, **kw)
-
-    monkeypatch.setattr(build, "build_report", counting)
-    return calls
 
 
 SUMMARY_KEYS = {

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 import lossgeometry as lg
 from lossgeometry.app.cli import app
 from lossgeometry.app.outdir import OutputDirBusy, claim, keys
-from lossgeometry.app.report import build
 from tests.conftest import tiny_toml
 
 TINY = tiny_toml(["problem"])
@@ -26,28 +25,14 @@ def tiny(tmp_path: Path) -> Path:
     return p
 
 
-@pytest.fixture
-def reports(monkeypatch):
-    """The run directories whose report was built in this process."""
-    calls: list[str] = []
-    real = build.build_report
-
-    def counting(cfg, out, **kw):
-        calls.append(Path(out).name)
-        return real(cfg, out, **kw)
-
-    monkeypatch.setattr(build, "build_report", counting)
-    return calls
-
-
-def test_a_second_sweep_into_a_held_directory_runs_nothing(tiny, tmp_path, reports):
+def test_a_second_sweep_into_a_held_directory_runs_nothing(tiny, tmp_path, count_reports):
     out = tmp_path / "sw"
     with claim(out, "sweep"):
         with pytest.raises(OutputDirBusy, match=r"in use by another lossgeometry run \(sweep"):
             lg.sweep(tiny, {"seed": [0, 1]}, out, progress=False)
         res = runner.invoke(app, ["sweep", "-c", str(tiny), "-g", "seed=0", "-o", str(out)])
         assert res.exit_code == 2 and "in use" in res.output and "Traceback" not in res.output
-    assert reports == [] and not (out / "sweep.json").exists()
+    assert count_reports == [] and not (out / "sweep.json").exists()
     res = lg.sweep(tiny, {"seed": [0, 1]}, out, progress=False)
     assert [r.status for r in res.runs] == ["done", "done"]
 
@@ -69,7 +54,7 @@ def make(d_in, d_out):
 """
 
 
-def test_an_edited_model_factory_reruns_the_finished_runs(tmp_path, reports):
+def test_an_edited_model_factory_reruns_the_finished_runs(tmp_path, count_reports):
     fm = tmp_path / "fm.py"
     fm.write_text(FACTORY.format(w=8))
     cfg = tmp_path / "f.toml"
@@ -80,14 +65,14 @@ def test_an_edited_model_factory_reruns_the_finished_runs(tmp_path, reports):
     first = lg.sweep(base, {"seed": [0]}, out, progress=False)
     assert first.runs[0].metrics["problem.p"] == 64 * 8 + 8 + 8 * 10 + 10
     again = lg.sweep(base, {"seed": [0]}, out, progress=False)
-    assert [r.status for r in again.runs] == ["skipped"] and reports == ["seed=0"]
+    assert [r.status for r in again.runs] == ["skipped"] and count_reports == ["seed=0"]
     fm.write_text(FACTORY.format(w=32))  # was skipped with the old p
     changed = lg.sweep(base, {"seed": [0]}, out, progress=False)
     assert [r.status for r in changed.runs] == ["done"]
     assert changed.runs[0].metrics["problem.p"] == 64 * 32 + 32 + 32 * 10 + 10
 
 
-def test_a_new_torch_version_reruns_the_finished_runs(tiny, tmp_path, reports, monkeypatch):
+def test_a_new_torch_version_reruns_the_finished_runs(tiny, tmp_path, count_reports, monkeypatch):
     out = tmp_path / "sw"
     lg.sweep(tiny, {"seed": [0]}, out, progress=False)
     assert [r.status for r in lg.sweep(tiny, {"seed": [0]}, out, progress=False).runs] == [
@@ -96,4 +81,4 @@ def test_a_new_torch_version_reruns_the_finished_runs(tiny, tmp_path, reports, m
     real = keys.versions()
     monkeypatch.setattr(keys, "versions", lambda: {**real, "torch": "99.0"})
     res = lg.sweep(tiny, {"seed": [0]}, out, progress=False)
-    assert [r.status for r in res.runs] == ["done"] and reports == ["seed=0", "seed=0"]
+    assert [r.status for r in res.runs] == ["done"] and count_reports == ["seed=0", "seed=0"]
