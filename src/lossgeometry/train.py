@@ -20,7 +20,7 @@ initial parameters; the model itself is not modified (``w_final`` is returned).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -62,6 +62,7 @@ def train(
     stop_loss: float | None = None,
     progress: bool | None = None,
     callback: StepCallback | None = None,
+    sinks: Sequence[Any] = (),
 ) -> Trajectory:
     """Train ``problem`` from ``w0`` and record the loss, gradient norm, distance and PL ratio.
 
@@ -94,6 +95,10 @@ def train(
             modify it), the batch indices ``idx`` (``None`` for full batch), and the mini-batch
             loss ``L`` and gradient ``g`` the optimizer is about to use (Problem's
             normalization). It sees exactly the steps that are taken.
+        sinks: objects with ``write_scalars(step, dict)`` (:mod:`lossgeometry.integrations`:
+            CSV, JSON lines, TensorBoard): every record (``loss``, ``grad_norm``,
+            ``distance``, ``pl_ratio``) is written to each as it is taken, so a TensorBoard
+            shows the run live. The caller owns the sinks (``train`` does not close them).
 
     Returns:
         A :class:`Trajectory`.
@@ -130,10 +135,8 @@ def train(
         rec.check(t, L)
         due = rec.due(t)
         if due:
-            if full_batch:
-                rec.record(t, w, L, g)
-            else:
-                rec.record(t, w)
+            record = rec.record(t, w, L, g) if full_batch else rec.record(t, w)
+            _write(sinks, t, record)
             if stop_loss is not None and rec.last_loss <= stop_loss:
                 break
         if callback is not None:
@@ -160,5 +163,12 @@ def train(
     else:
         t = steps
     if rec.last_step != t:
-        rec.record(t, w)
+        _write(sinks, t, rec.record(t, w))
     return rec.trajectory(w, num_steps=t, batch_size=sampler.batch_size, seed=seed)
+
+
+def _write(sinks: Sequence[Any], step: int, record: dict[str, float]) -> None:
+    """Send one record's scalars (all but ``steps``) to every sink."""
+    scalars = {k: float(v) for k, v in record.items() if k != "steps"}
+    for sink in sinks:
+        sink.write_scalars(step, scalars)

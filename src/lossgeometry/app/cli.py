@@ -107,6 +107,17 @@ def analyze(
     ] = True,
     progress: ProgressOpt = None,
     trust_config: TrustOpt = False,
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the training records and every section's summary numbers as "
+            "TensorBoard scalars into this log directory (needs lossgeometry[tensorboard])."
+        ),
+    ] = None,
+    jsonl: Annotated[
+        Path | None,
+        typer.Option(help="Also write them as JSON lines into this file."),
+    ] = None,
 ) -> None:
     """Train the configured problem and write a report (index.html, figures, results.json).
 
@@ -122,6 +133,7 @@ def analyze(
     """
     from lossgeometry.app.outdir import OutputDirBusy
     from lossgeometry.app.report.build import build_report
+    from lossgeometry.app.report.export import export_report
 
     listed = [s.strip() for s in sections.split(",") if s.strip()] if sections else None
     cfg = load_cli_config(config, model, listed, trust=trust_config)
@@ -134,6 +146,9 @@ def analyze(
         say(e, label="[bold red]error:[/]")
         raise typer.Exit(code=1) from None
     say(index.resolve(), label="[bold green]report:[/]")
+    if tensorboard is not None or jsonl is not None:
+        for where in export_report(out, tensorboard=tensorboard, jsonl=jsonl):
+            say(where, label="[bold green]records:[/]")
 
 
 @app.command("sections")

@@ -6,6 +6,9 @@
 * :mod:`~lossgeometry.integrations.tensorboard`: :class:`TensorBoardSink`, scalars and the
   Hessian eigenvalue density as a histogram through ``torch.utils.tensorboard.SummaryWriter``
   (needs ``pip install 'lossgeometry[tensorboard]'``).
+* :mod:`~lossgeometry.integrations.export`: :func:`write_trajectory` and
+  :func:`write_summaries`, finished results into the same sinks (``lossgeometry analyze
+  --tensorboard DIR`` uses them).
 * :mod:`~lossgeometry.integrations.lightning`: :class:`LossGeometryCallback`, a PyTorch
   Lightning ``Callback`` that measures every N steps or epochs on a fixed probe subset
   (needs ``pip install 'lossgeometry[lightning]'``).
@@ -19,13 +22,22 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["CSVSink", "JSONLinesSink", "LossGeometryCallback", "TensorBoardSink"]
+__all__ = [
+    "CSVSink",
+    "JSONLinesSink",
+    "LossGeometryCallback",
+    "TensorBoardSink",
+    "write_summaries",
+    "write_trajectory",
+]
 
 _WHERE = {
     "CSVSink": "files",
     "JSONLinesSink": "files",
     "TensorBoardSink": "tensorboard",
     "LossGeometryCallback": "lightning",
+    "write_summaries": "export",
+    "write_trajectory": "export",
 }
 
 
