@@ -1,8 +1,8 @@
 r"""The structured tangent kernel: per-layer factors from one forward and ``ks`` backward passes.
 
 For a chunk of ``b`` samples, forward hooks on every layer that has a rule record the layer
-inputs ``A`` and add a zero *probe* tensor to the layer outputs ``z``. One
-``torch.func.vjp`` w.r.t. the probes, vmapped over the ``ks`` output cotangents
+inputs ``A`` and add a zero *probe* tensor to the layer outputs ``z``. One backward w.r.t.
+the probes (``torch.autograd.grad``), batched over the ``ks`` output cotangents
 ``e_a`` (the same ``a`` in every row of the chunk), gives at once, for every layer and every
 call, ``B_{i,a} = ∂f_a(x_i)/∂z_i`` — samples do not interact, so the cotangent ``e_a`` in
 all rows separates them. The rules (:mod:`~lossgeometry.kernel.rules`) turn ``(A, B)`` into
@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import vjp, vmap
 
 from lossgeometry.kernel.rules import RULES, rule_for
 from lossgeometry.kernel.rules.base import Factors, Rule, bilinear_costs
@@ -354,8 +353,10 @@ def _verify(problem: Problem, plan: Plan, w: torch.Tensor) -> Plan:
         out = problem.forward_with(pd, x2).reshape(input_count(x2), -1)
         return out if sel is None else out[:, sel]
 
-    _, pull = vjp(outputs, pdict)
-    g = pull(u)[0]
+    pd = {n: t.detach().requires_grad_(True) for n, t in pdict.items()}
+    with torch.enable_grad():
+        gl = torch.autograd.grad(outputs(pd), list(pd.values()), u, materialize_grads=True)
+    g = dict(zip(pd, gl, strict=True))
     tol = 1e-3 if problem.dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-7
     keep = []
     for e, f in zip(plan.entries, factors, strict=True):
@@ -402,17 +403,22 @@ def chunk_factors(
             for c, shape in enumerate(e.out_shapes)
         }
 
-        def fn(pr: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
-            inputs: dict[str, Any] = {}
-            with _probe(plan.entries, pr, inputs):
+        inputs: dict[str, Any] = {}
+        # Plain autograd with batched cotangents (not torch.func.vjp, whose first use in a
+        # process imports torch._dynamo, about 1 s): the same batched backward, same numbers.
+        with torch.enable_grad():
+            for t in probes.values():
+                t.requires_grad_(True)
+            with _probe(plan.entries, probes, inputs):
                 out = problem.forward_with(pdict, x).reshape(b, -1)
-            return (out if sel is None else out[:, sel]), inputs
-
-        out, pull, inputs = vjp(fn, probes, has_aux=True)
-        ks = out.shape[1]
-        eye = torch.eye(ks, device=problem.device, dtype=out.dtype)
-        cot = eye[:, None, :].expand(ks, b, ks)
-        grads = vmap(pull)(cot)[0]
+            out = out if sel is None else out[:, sel]
+            ks = out.shape[1]
+            eye = torch.eye(ks, device=problem.device, dtype=out.dtype)
+            cot = eye[:, None, :].expand(ks, b, ks)
+            gl = torch.autograd.grad(
+                out, list(probes.values()), cot, is_grads_batched=True, materialize_grads=True
+            )
+        grads = dict(zip(probes, gl, strict=True))
         for i, e in enumerate(plan.entries):
             keys = [f"{i}:{c}" for c in range(len(e.out_shapes))]
             if any(key not in inputs for key in keys):
