@@ -9,8 +9,8 @@ Each timing runs in its own fresh Python process (single thread, ``torch.set_num
 on a new model object (the benchmark's MLP ``64-m-m-10``, NTK parameterization, digits data,
 float32), and measures the wall time of the first call only: for ``lg first`` that is
 ``lg.tangent_kernel(problem, w)`` including the layer plan, its verification and every
-one-time start-up cost of the process (``torch.func``'s first use imports ``torch._dynamo``,
-which the tutorial's ``vmap(jacrev)`` pays too); ``lg second`` is a second call on the same
+one-time start-up cost of the process (the tutorial's ``vmap(jacrev)`` also imports
+``torch._dynamo`` on its first use); ``lg second`` is a second call on the same
 problem (the plan cached), ``lg plan`` the plan alone (``build_plan``) in that process, and
 ``lg plan warm`` a plan for a second, differently-seeded model in the same process after a
 first one (the plan cache serves it). ``tutorial first`` is the tutorial's
