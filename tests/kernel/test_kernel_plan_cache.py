@@ -9,6 +9,7 @@ from torch import nn
 
 import lossgeometry as lg
 from lossgeometry.kernel import structured
+from lossgeometry.kernel.rules import RULES, LinearRule, register_rule
 from lossgeometry.kernel.structured import build_plan
 from tests.kernel.kernel_oracle import oracle_kernel, rel_err
 
@@ -72,3 +73,19 @@ def test_a_different_structure_rebuilds() -> None:
     assert _builds() == b0 + 6
     build_plan(_problem(_model(seed=3), X))  # only the values differ: reused
     assert _builds() == b0 + 6
+
+
+def test_registering_a_rule_rebuilds() -> None:
+    structured._BY_STRUCTURE.clear()
+    X = _X()
+    b0 = _builds()
+    build_plan(_problem(_model(), X))
+    rule = LinearRule()
+    register_rule(rule)
+    try:
+        build_plan(_problem(_model(), X))
+        assert _builds() == b0 + 2
+    finally:
+        RULES.remove(rule)
+    build_plan(_problem(_model(), X))  # the original rules again: the first plan
+    assert _builds() == b0 + 2
