@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import lossgeometry as lg
-from lossgeometry.kernel import structured
+from lossgeometry.kernel import plan_cache
 from lossgeometry.kernel.rules import RULES, LinearRule, register_rule
 from lossgeometry.kernel.structured import build_plan
 from tests.kernel.kernel_oracle import oracle_kernel, rel_err
@@ -28,11 +28,11 @@ def _problem(model: nn.Module, X: torch.Tensor, **kw) -> lg.Problem:
 
 
 def _builds() -> int:
-    return structured.BUILDS[0]
+    return plan_cache.BUILDS[0]
 
 
 def test_copies_reuse_the_plan_and_stay_exact() -> None:
-    structured._BY_STRUCTURE.clear()
+    plan_cache.BY_STRUCTURE.clear()
     model, X = _model(), _X()
     b0 = _builds()
     build_plan(_problem(model, X))
@@ -53,7 +53,7 @@ def test_copies_reuse_the_plan_and_stay_exact() -> None:
 
 
 def test_a_different_structure_rebuilds() -> None:
-    structured._BY_STRUCTURE.clear()
+    plan_cache.BY_STRUCTURE.clear()
     X = _X()
     b0 = _builds()
     build_plan(_problem(_model(), X))
@@ -76,7 +76,7 @@ def test_a_different_structure_rebuilds() -> None:
 
 
 def test_registering_a_rule_rebuilds() -> None:
-    structured._BY_STRUCTURE.clear()
+    plan_cache.BY_STRUCTURE.clear()
     X = _X()
     b0 = _builds()
     build_plan(_problem(_model(), X))

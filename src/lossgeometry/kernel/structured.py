@@ -29,7 +29,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from lossgeometry.kernel.rules import RULES, rule_for
+from lossgeometry.kernel.plan_cache import (
+    BUILDS,
+    BY_STRUCTURE,
+    MAX_STRUCTURES,
+    rebind,
+    structure_key,
+)
+from lossgeometry.kernel.rules import rule_for
 from lossgeometry.kernel.rules.base import Factors, Rule, bilinear_costs
 from lossgeometry.kernel.rules.fallback import jacobian_factors
 from lossgeometry.problem import Inputs, Problem, input_count
@@ -77,58 +84,6 @@ class Plan:
 
 
 _PLANS: weakref.WeakKeyDictionary[Problem, Plan] = weakref.WeakKeyDictionary()
-_BY_STRUCTURE: dict[tuple, tuple[Plan, list[str]]] = {}
-"""Plans by :func:`_structure_key` (entries without modules, so no model is kept alive), with
-the module path of each entry; bounded, oldest dropped first."""
-_MAX_STRUCTURES = 32
-BUILDS = [0]
-"""How many plans were built from scratch in this process (read by the tests)."""
-
-
-def _leaf_specs(x: Any) -> Any:
-    """Shapes and dtypes of every tensor leaf of an input batch (its structure, no values)."""
-    if torch.is_tensor(x):
-        return (tuple(x.shape), x.is_floating_point())  # float32 or float64: the same plan
-    if isinstance(x, dict):
-        return tuple((k, _leaf_specs(v)) for k, v in sorted(x.items()))
-    if isinstance(x, list | tuple):
-        return tuple(_leaf_specs(v) for v in x)
-    return repr(x)
-
-
-def _structure_key(problem: Problem, x1: Inputs) -> tuple:
-    """What a plan depends on, without object identities or parameter values.
-
-    The module tree (paths, classes, training flags, ``repr`` with every layer's
-    hyper-parameters), every parameter and buffer by name and shape (parameters also by
-    sharing: duplicates are listed),
-    the counted parameters, the per-sample input structure, ``n``, ``k``, the device type and
-    the registered rules (:func:`~lossgeometry.kernel.rules.register_rule` invalidates).
-    The dtype of the parameters is left out, so a ``.to(float64)`` copy reuses the plan.
-    """
-    model = problem.model
-    mods = tuple(
-        (n, type(m).__module__, type(m).__qualname__, m.training) for n, m in model.named_modules()
-    )
-    first: dict[int, str] = {}
-    params = tuple(
-        (n, tuple(t.shape), first.setdefault(id(t), n))
-        for n, t in model.named_parameters(remove_duplicate=False)
-    )
-    bufs = tuple((n, tuple(b.shape)) for n, b in model.named_buffers())
-    return (
-        repr(model), mods, params, bufs, tuple(problem.param_names), _leaf_specs(x1),
-        problem.n, problem.k, problem.device.type, tuple(map(id, RULES)),
-    )  # fmt: skip
-
-
-def _rebind(plan: Plan, paths: list[str], model: nn.Module) -> Plan:
-    """The cached ``plan`` with every entry pointing at the same-path module of ``model``."""
-    mods = dict(model.named_modules())
-    entries = [
-        dataclasses.replace(e, module=mods[p]) for e, p in zip(plan.entries, paths, strict=True)
-    ]
-    return dataclasses.replace(plan, entries=entries, reasons=dict(plan.reasons))
 
 
 def _first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -217,10 +172,10 @@ def build_plan(problem: Problem, verify: bool = True) -> Plan:
     if cached is not None:
         return cached
     x1, x2 = _sample_batches(problem)
-    key = (_structure_key(problem, x1), verify)
-    hit = _BY_STRUCTURE.get(key)
+    key = (structure_key(problem, x1), verify)
+    hit = BY_STRUCTURE.get(key)
     if hit is not None:
-        plan = _rebind(hit[0], hit[1], problem.model)
+        plan = rebind(hit[0], hit[1], problem.model)
         _PLANS[problem] = plan
         return plan
     BUILDS[0] += 1
@@ -310,10 +265,10 @@ def build_plan(problem: Problem, verify: bool = True) -> Plan:
         plan = _verify(problem, plan, w)
     _PLANS[problem] = plan
     path = {id(m): n for n, m in model.named_modules()}
-    if len(_BY_STRUCTURE) >= _MAX_STRUCTURES:
-        del _BY_STRUCTURE[next(iter(_BY_STRUCTURE))]
+    if len(BY_STRUCTURE) >= MAX_STRUCTURES:
+        del BY_STRUCTURE[next(iter(BY_STRUCTURE))]
     detached = [dataclasses.replace(e, module=None) for e in plan.entries]  # keep no model
-    _BY_STRUCTURE[key] = (
+    BY_STRUCTURE[key] = (
         dataclasses.replace(plan, entries=detached, reasons=dict(plan.reasons)),
         [path[id(e.module)] for e in plan.entries],
     )
