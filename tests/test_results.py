@@ -113,3 +113,12 @@ def test_trajectory_save_creates_missing_directories(tmp_path):
     back = lg.Trajectory.load(path)
     np.testing.assert_array_equal(back.loss, run.loss)
     assert torch.equal(back.w_final, run.w_final)
+
+
+def test_load_result_of_a_missing_file_names_it(tmp_path):
+    import pytest
+
+    import lossgeometry as lg
+
+    with pytest.raises(FileNotFoundError, match=r"no result file .*nope\.json: give the path"):
+        lg.load_result(tmp_path / "nope.json")

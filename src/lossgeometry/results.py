@@ -182,6 +182,10 @@ class Result:
 
 def _read_json_object(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON object in ``path``; an error names the file when it holds something else."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"no result file {path}: give the path of a file written by result.save(path)"
+        )
     text = Path(path).read_text(encoding="utf-8")
     try:
         d = json.loads(text)
