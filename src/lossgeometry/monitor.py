@@ -64,7 +64,7 @@ from lossgeometry.monitor_measures import (
     scalar_measures,
 )
 from lossgeometry.problem import Problem, full_precision
-from lossgeometry.recording import Measurement, Recorder, Trajectory
+from lossgeometry.recording import Measurement, Recorder, Trajectory, write_record
 from lossgeometry.results import atomic_write_json
 
 __all__ = ["Measurement", "Monitor", "Sink", "measured_as_function"]
@@ -229,9 +229,8 @@ class Monitor:
             self.histograms[name].append((step, h))
         if self.path is not None:
             atomic_write_json(self.path, self.records)
-        scalars = {k: v for k, v in rec.items() if k != "steps"}
+        write_record(self.sinks, step, rec)
         for sink in self.sinks:
-            sink.write_scalars(step, scalars)
             for name, h in hists.items():
                 sink.write_histogram(step, name, h)
         self._last = time.perf_counter()

@@ -362,3 +362,14 @@ class Recorder:
             w_final=w_final.detach().clone(),
             iterates=torch.stack(self.iterates) if self.keep_iterates else None,
         )
+
+
+def write_record(sinks: Any, step: int, record: dict[str, float]) -> None:
+    """Send one record's scalars (all but ``steps``) to every sink's ``write_scalars``.
+
+    The one place ``train`` and :class:`~lossgeometry.Monitor` hand records to sinks
+    (:mod:`lossgeometry.integrations`).
+    """
+    scalars = {k: float(v) for k, v in record.items() if k != "steps"}
+    for sink in sinks:
+        sink.write_scalars(step, scalars)

@@ -28,7 +28,13 @@ import torch
 from lossgeometry._progress import progress_bar
 from lossgeometry.optim.registry import OptimizerSpec, make_optimizer
 from lossgeometry.problem import Problem
-from lossgeometry.recording import BatchSampler, Recorder, TrainingDivergedError, Trajectory
+from lossgeometry.recording import (
+    BatchSampler,
+    Recorder,
+    TrainingDivergedError,
+    Trajectory,
+    write_record,
+)
 
 __all__ = [
     "BatchSampler",
@@ -136,7 +142,7 @@ def train(
         due = rec.due(t)
         if due:
             record = rec.record(t, w, L, g) if full_batch else rec.record(t, w)
-            _write(sinks, t, record)
+            write_record(sinks, t, record)
             if stop_loss is not None and rec.last_loss <= stop_loss:
                 break
         if callback is not None:
@@ -163,12 +169,5 @@ def train(
     else:
         t = steps
     if rec.last_step != t:
-        _write(sinks, t, rec.record(t, w))
+        write_record(sinks, t, rec.record(t, w))
     return rec.trajectory(w, num_steps=t, batch_size=sampler.batch_size, seed=seed)
-
-
-def _write(sinks: Sequence[Any], step: int, record: dict[str, float]) -> None:
-    """Send one record's scalars (all but ``steps``) to every sink."""
-    scalars = {k: float(v) for k, v in record.items() if k != "steps"}
-    for sink in sinks:
-        sink.write_scalars(step, scalars)
