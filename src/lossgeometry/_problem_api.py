@@ -19,6 +19,7 @@ from lossgeometry._checks import check_modes
 from lossgeometry._precision import autocast_active
 from lossgeometry._problem_data import _cast, _LoaderSource, _TensorSource
 from lossgeometry._problem_inputs import Inputs, call_args, concat_inputs
+from lossgeometry._problem_parallel import not_data_parallel
 from lossgeometry._problem_setup import ParamSpec
 
 __all__ = ["DeveloperAPI"]
@@ -50,6 +51,8 @@ class DeveloperAPI:
         Problem's inputs (a tensor, or a tuple/dict of tensors).
         """
         if indices is None:
+            if self.shard is not None:  # type: ignore[attr-defined]
+                raise not_data_parallel("reading every sample", self.world_size)  # type: ignore[attr-defined]
             if isinstance(self._source, _TensorSource):
                 return self._source.X, self._source.Y
             xs, ys = zip(*((x, y) for _, x, y in self._source.chunks(self.chunk_size)), strict=True)
@@ -180,6 +183,11 @@ class DeveloperAPI:
         self, indices: torch.Tensor | Sequence[int] | None = None, chunk_size: int | None = None
     ) -> Iterator[tuple[torch.Tensor, Inputs, torch.Tensor]]:
         """Yield ``(indices, x, y)`` chunks covering the data (or the given sample indices)."""
+        if self.shard is not None:  # type: ignore[attr-defined]
+            raise not_data_parallel(
+                "this measurement (it passes over the data with iter_chunks)",
+                self.world_size,  # type: ignore[attr-defined]
+            )
         cs = chunk_size or self.chunk_size
         if indices is None:
             yield from self._source.chunks(cs)
@@ -197,7 +205,8 @@ class DeveloperAPI:
             raise ValueError("indices is empty: pass at least one sample index")
         if int(idx.min()) < 0 or int(idx.max()) >= self.n:
             raise ValueError(f"sample indices must lie in [0, {self.n - 1}]")
-        return idx.cpu() if isinstance(self._source, _LoaderSource) else idx.to(self.device)
+        src = getattr(self._source, "local_source", self._source)
+        return idx.cpu() if isinstance(src, _LoaderSource) else idx.to(self.device)
 
     def sample_count(self, indices: torch.Tensor | Sequence[int] | None) -> int:
         """How many samples ``indices`` select (``n`` for ``None``)."""

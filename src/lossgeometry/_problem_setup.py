@@ -232,7 +232,13 @@ class ProblemSetup:
             )
         self.output_shape: tuple[int, ...] = tuple(out.shape[1:])
         self.k: int = math.prod(self.output_shape)
+        self._target_spec = (tuple(y.shape[1:]), y.dtype)
         self._check_targets(out, y)
+
+    def target_spec(self) -> tuple[tuple[int, ...], torch.dtype]:
+        """Shape of one sample's targets and their dtype (as stored)."""
+        tail, dtype = self._target_spec
+        return tail, (self.dtype if dtype.is_floating_point else dtype)
 
     def _check_targets(self, out: torch.Tensor, y: torch.Tensor) -> None:
         if self.loss_name == "mse" and self._custom_loss is None:

@@ -17,7 +17,6 @@ from torch.func import grad, jvp, vjp
 
 from lossgeometry._attention import with_differentiable_attention
 from lossgeometry._precision import full_precision
-from lossgeometry._problem_inputs import input_count
 
 __all__ = ["FunctionalViews", "measurement"]
 
@@ -44,14 +43,19 @@ class FunctionalViews:
     ) -> torch.Tensor:
         """Model outputs ``F(w)``, shape ``(n, k)`` (or ``(len(indices), k)``)."""
         w = self.check_w(w)
-        return torch.cat([self.forward(w, x) for _, x, _ in self.iter_chunks(indices)])
+        parts = [(rows, self.forward(w, x)) for rows, x, _ in self.local_chunks(indices)]
+        return self.gather_rows(parts, self.sample_count(indices), (self.k,), self.dtype)
 
     @measurement
     @torch.no_grad()
     def targets(self, indices: Sequence[int] | None = None) -> torch.Tensor:
         """The targets, flattened to ``(n, k)`` for MSE (as stored otherwise)."""
-        ys = [y for _, _, y in self.iter_chunks(indices)]
-        Y = torch.cat(ys)
+        parts = [(rows, y) for rows, _, y in self.local_chunks(indices)]
+        if self.is_data_parallel:
+            tail, dtype = self.target_spec()
+            Y = self.gather_rows(parts, self.sample_count(indices), tail, dtype)
+        else:
+            Y = torch.cat([y for _, y in parts])
         return Y.reshape(Y.shape[0], -1) if self.is_mse else Y
 
     @measurement
@@ -63,12 +67,11 @@ class FunctionalViews:
         if not self.is_mse:
             raise ValueError("residual() is defined for loss='mse' only")
         w = self.check_w(w)
-        return torch.cat(
-            [
-                self.forward(w, x) - y.reshape(y.shape[0], -1)
-                for _, x, y in self.iter_chunks(indices)
-            ]
-        )
+        parts = [
+            (rows, self.forward(w, x) - y.reshape(y.shape[0], -1))
+            for rows, x, y in self.local_chunks(indices)
+        ]
+        return self.gather_rows(parts, self.sample_count(indices), (self.k,), self.dtype)
 
     @measurement
     @torch.no_grad()
@@ -77,12 +80,11 @@ class FunctionalViews:
     ) -> torch.Tensor:
         """Per-sample losses ``ℓ_i(w)``, shape ``(n,)``; see :meth:`per_sample_loss_fn`."""
         w = self.check_w(w)
-        return torch.cat(
-            [
-                self.per_sample_loss_fn(self.forward(w, x), y)
-                for _, x, y in self.iter_chunks(indices)
-            ]
-        )
+        parts = [
+            (rows, self.per_sample_loss_fn(self.forward(w, x), y))
+            for rows, x, y in self.local_chunks(indices)
+        ]
+        return self.gather_rows(parts, self.sample_count(indices), (), self.dtype)
 
     def chunk_loss_sum(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``Σ_{i ∈ chunk} ℓ_i(w)`` on a chunk ``(x, y)``: pure in ``w`` (``torch.func``-safe)."""
@@ -99,8 +101,10 @@ class FunctionalViews:
         for ``"sum"``, ``(1/b) Σ_{i∈B} ℓ_i`` for ``"mean"``.
         """
         w = self.check_w(w)
-        total = sum(self.chunk_loss_sum(w, x, y) for _, x, y in self.iter_chunks(indices))
-        return self.reduce_sum(total, self.sample_count(indices))
+        total = torch.zeros((), device=self.device, dtype=self.dtype)
+        for _, x, y in self.local_chunks(indices):
+            total = total + self.chunk_loss_sum(w, x, y)
+        return self.reduce_sum(self.all_sum(total), self.sample_count(indices))
 
     @measurement
     def loss_and_grad(
@@ -111,10 +115,13 @@ class FunctionalViews:
         g_and_v = torch.func.grad_and_value(self.chunk_loss_sum)
         total = torch.zeros((), device=self.device, dtype=self.dtype)
         g = torch.zeros_like(w)
-        for _, x, y in self.iter_chunks(indices):
+        for _, x, y in self.local_chunks(indices):
             gi, li = g_and_v(w, x, y)
             g += gi
             total += li.detach()
+        if self.is_data_parallel:  # one collective for both
+            both = self.all_sum(torch.cat([total.reshape(1), g]))
+            total, g = both[0], both[1:]
         count = self.sample_count(indices)
         return self.reduce_sum(total, count), self.reduce_sum(g, count)
 
@@ -139,11 +146,11 @@ class FunctionalViews:
         v = self.check_v(v)
         if v.ndim == 2:
             return torch.stack([self.jvp(w, v[:, j], indices) for j in range(v.shape[1])], dim=-1)
-        outs = []
-        for _, x, _ in self.iter_chunks(indices):
+        parts = []
+        for rows, x, _ in self.local_chunks(indices):
             _, t = jvp(functools.partial(self._forward_swapped, x), (w,), (v,))
-            outs.append(t.detach())
-        return torch.cat(outs)
+            parts.append((rows, t.detach()))
+        return self.gather_rows(parts, self.sample_count(indices), (self.k,), self.dtype)
 
     @measurement
     def vjp(
@@ -156,13 +163,10 @@ class FunctionalViews:
             raise ValueError(f"u must have shape ({m}, {self.k}), got {tuple(u.shape)}")
         u = u.reshape(m, self.k).to(device=self.device, dtype=self.dtype)
         out = torch.zeros_like(w)
-        pos = 0
-        for _, x, _ in self.iter_chunks(indices):
-            b = input_count(x)
+        for rows, x, _ in self.local_chunks(indices):
             _, pullback = vjp(functools.partial(self._forward_swapped, x), w)
-            out += pullback(u[pos : pos + b])[0]
-            pos += b
-        return out.detach()
+            out += pullback(u[rows.to(u.device)])[0]
+        return self.all_sum(out.detach())
 
     @measurement
     @with_differentiable_attention
@@ -179,10 +183,10 @@ class FunctionalViews:
         v = self.check_v(v)
         gfun = grad(self.chunk_loss_sum)
         out = torch.zeros_like(v)
-        for _, x, y in self.iter_chunks(indices):
+        for _, x, y in self.local_chunks(indices):
 
             def hv(vec: torch.Tensor, x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
                 return jvp(lambda w_: gfun(w_, x, y), (w,), (vec,))[1]
 
             out += hv(v) if v.ndim == 1 else torch.func.vmap(hv, in_dims=1, out_dims=1)(v)
-        return self.reduce_sum(out, self.sample_count(indices)).detach()
+        return self.reduce_sum(self.all_sum(out.detach()), self.sample_count(indices))

@@ -77,6 +77,7 @@ True
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -84,6 +85,7 @@ import torch
 from torch import nn
 
 from lossgeometry._checks import check_finite
+from lossgeometry._collectives import ShardInfo
 from lossgeometry._precision import (
     HALF_DTYPES,
     PrecisionWarning,
@@ -106,6 +108,7 @@ from lossgeometry._problem_inputs import (
     slice_inputs,
     take_inputs,
 )
+from lossgeometry._problem_parallel import DataParallelAPI, ShardedSource
 from lossgeometry._problem_setup import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_REDUCTION,
@@ -142,7 +145,7 @@ __all__ = [
 ]
 
 
-class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
+class Problem(ProblemSetup, DeveloperAPI, DataParallelAPI, FunctionalViews):
     """A model, its data and a loss, as functions of a flat parameter vector ``w ∈ R^p``.
 
     Args:
@@ -386,10 +389,70 @@ class Problem(ProblemSetup, DeveloperAPI, FunctionalViews):
         ``"mean"``, ``(1/|S|) Σ_{i∈S} ℓ_i``). The model is shared, not copied.
         """
         idx = self.check_indices(indices)
+        info = self.shard
+        if info is not None:
+            return self._data_parallel_subset(idx, info)
         x, y = self._source.get(idx)
         new = copy.copy(self)
         new._source = _TensorSource(x, y)
         new.n = idx.numel()
+        new.chunk_size = self._chunk_size_arg or min(new.n, DEFAULT_CHUNK_SIZE)
+        return new
+
+    def _data_parallel_subset(self, idx: torch.Tensor, info: ShardInfo) -> Problem:
+        """``subset`` of a data-parallel Problem: each rank keeps its own selected samples."""
+        owners = [info.owner(int(i)) for i in idx.cpu()]
+        if owners != sorted(owners):
+            raise ValueError(
+                "the subset of a data-parallel Problem must list each rank's samples together "
+                "and in rank order (e.g. sorted indices), so that every rank keeps one "
+                "contiguous block of the subset"
+            )
+        counts = tuple(owners.count(r) for r in range(info.world_size))
+        if min(counts) == 0:
+            raise ValueError(
+                f"the subset leaves rank(s) {[r for r, c in enumerate(counts) if not c]} without "
+                "samples: every rank of a data-parallel Problem needs at least one"
+            )
+        mine = idx[torch.tensor([o == info.rank for o in owners], device=idx.device)]
+        x, y = self._source.get(mine)
+        offsets = tuple(sum(counts[:r]) for r in range(info.world_size))
+        new = copy.copy(self)
+        new._source = ShardedSource(
+            _TensorSource(x, y), dataclasses.replace(info, counts=counts, offsets=offsets)
+        )
+        new.n = idx.numel()
+        new.chunk_size = self._chunk_size_arg or min(counts[info.rank], DEFAULT_CHUNK_SIZE)
+        return new
+
+    def with_shard(self, info: ShardInfo) -> Problem:
+        """The Problem of this rank as one shard of a data-parallel Problem (developer API).
+
+        Use :func:`lossgeometry.distributed.data_parallel`, which checks that the ranks agree
+        and builds ``info``. The model is shared, not copied.
+        """
+        if self.shard is not None:
+            raise ValueError("this Problem is already data-parallel")
+        if info.counts[info.rank] != self.n:
+            raise ValueError(
+                f"the shard says rank {info.rank} holds {info.counts[info.rank]} samples, "
+                f"the Problem has {self.n}"
+            )
+        new = copy.copy(self)
+        new._source = ShardedSource(self._source, info)
+        new.n = info.n
+        return new
+
+    def with_samples(self, X: Inputs, Y: torch.Tensor) -> Problem:
+        """The same model, loss and settings on the samples ``(X, Y)``, held as tensors.
+
+        Developer API (:func:`lossgeometry.distributed.gather` builds the one-process Problem
+        of a data-parallel one with it); ``X`` and ``Y`` must be on the Problem's device and
+        dtype.
+        """
+        new = copy.copy(self)
+        new._source = _TensorSource(X, Y)
+        new.n = len(new._source)
         new.chunk_size = self._chunk_size_arg or min(new.n, DEFAULT_CHUNK_SIZE)
         return new
 

@@ -259,7 +259,7 @@ class HessianOperator(TorchLinearOperator):
             cache = True
         self._hvp = ChunkedHVP(
             prob.chunk_loss_sum,
-            lambda: ((x, y) for _, x, y in prob.iter_chunks(indices, chunk_size)),
+            lambda: ((x, y) for _, x, y in prob.local_chunks(indices, chunk_size)),
             self.w,
             backend,
             cache,
@@ -274,9 +274,10 @@ class HessianOperator(TorchLinearOperator):
             out = self._hvp.matmat(V)
         else:
             out = torch.zeros_like(V)
-            for _, x, y in prob.iter_chunks(self.indices, self.chunk_size):
+            for _, x, y in prob.local_chunks(self.indices, self.chunk_size):
                 out += _ggn_chunk(prob, self.w, x, y, V)
-        return prob.reduce_sum(out, self._count).detach()
+        # a data-parallel Problem: each rank's samples, summed over the ranks
+        return prob.reduce_sum(prob.all_sum(out.detach()), self._count)
 
 
 def _ggn_chunk(

@@ -79,11 +79,10 @@ class JacobianOperator(TorchLinearOperator):
             scipy_dtype=scipy_dtype,
         )
 
-    def _chunks(self) -> Iterator[tuple[int, int, torch.Tensor]]:
-        for s in range(0, self.m, self.chunk_size):
-            idx = self.indices[s : s + self.chunk_size]
-            x, _ = self.problem.batch(self.problem.check_indices(idx))
-            yield s, idx.numel(), x
+    def _chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(rows, x)``: this rank's selected samples (all on one process), chunked."""
+        for rows, x, _ in self.problem.local_chunks(self.indices, self.chunk_size):
+            yield rows.to(self.w.device), x
 
     def _f(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         sel, problem = self.sel, self.problem
@@ -99,12 +98,12 @@ class JacobianOperator(TorchLinearOperator):
         c = U.shape[1]
         U = U.reshape(self.m, self.ks, c)
         G = torch.zeros(self.problem.p, c, device=self.w.device, dtype=self.w.dtype)
-        for s, b, x in self._chunks():
+        for rows, x in self._chunks():
             _, pull = vjp(self._f(x), self.w)
             for c0 in range(0, c, _MAX_COLS):
-                u = U[s : s + b, :, c0 : c0 + _MAX_COLS].permute(2, 0, 1)
+                u = U[rows, :, c0 : c0 + _MAX_COLS].permute(2, 0, 1)
                 G[:, c0 : c0 + _MAX_COLS] += vmap(pull)(u)[0].T
-        return G
+        return self.problem.all_sum(G)
 
     @with_differentiable_attention
     def j(self, G: torch.Tensor) -> torch.Tensor:
@@ -114,12 +113,14 @@ class JacobianOperator(TorchLinearOperator):
         """
         c = G.shape[1]
         out = torch.zeros(self.m, self.ks, c, device=self.w.device, dtype=self.w.dtype)
-        for s, b, x in self._chunks():
+        for rows, x in self._chunks():
             f = self._f(x)
             for c0 in range(0, c, _MAX_COLS):
                 g = G[:, c0 : c0 + _MAX_COLS].T.contiguous()
-                out[s : s + b, :, c0 : c0 + _MAX_COLS] = self._jvp_cols(f, g, b).permute(1, 2, 0)
-        return out.reshape(self.m * self.ks, c)
+                jg = self._jvp_cols(f, g, rows.numel()).permute(1, 2, 0)
+                out[rows, :, c0 : c0 + _MAX_COLS] = jg
+        # rows of other ranks are zero here: the sum over ranks fills them (exact)
+        return self.problem.all_sum(out).reshape(self.m * self.ks, c)
 
     def _jvp_cols(self, f: Callable, g: torch.Tensor, b: int) -> torch.Tensor:
         """``J_chunk g_r`` for the rows ``g_r`` of ``g`` → ``(r, b, ks)``."""
@@ -231,6 +232,7 @@ def dense_jacobian(problem: Problem, w: torch.Tensor, max_bytes: int | None = No
 
     per_sample = torch.func.vmap(torch.func.jacrev(single), in_dims=(None, 0))
     blocks = []
+    problem.require_single_process("the dense Jacobian")
     for _, x, _ in problem.iter_chunks(chunk_size=cs):
         rows = input_count(x) * k
         try:

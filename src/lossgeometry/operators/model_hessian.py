@@ -27,7 +27,7 @@ from torch.func import jvp
 from lossgeometry._attention import with_differentiable_attention
 from lossgeometry.operators.base import TorchLinearOperator
 from lossgeometry.operators.hessian import Backend, ChunkedHVP, reference_problem
-from lossgeometry.problem import Problem, input_count
+from lossgeometry.problem import Problem
 
 
 class ModelInputs:
@@ -50,7 +50,8 @@ class ModelInputs:
         if inputs is not None:
             if not isinstance(inputs, torch.Tensor):
                 raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
-            sample_shape = tuple(problem.batch(torch.arange(1))[0].shape[1:])
+            first = next(problem.local_chunks(chunk_size=1))[1]  # this rank's first sample
+            sample_shape = tuple(first.shape[1:])
             X = inputs
             if tuple(X.shape) == sample_shape:
                 X, self.single = X.unsqueeze(0), True
@@ -72,16 +73,15 @@ class ModelInputs:
             if indices is not None and self.n == 1:
                 self.single = True
 
-    def chunks(self) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield ``(start, x)``: consecutive chunks of inputs and their first row in ``u``."""
+    def chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(rows, x)``: chunks of inputs and their rows in ``u`` (this rank's samples)."""
         if self.X is not None:
             for s in range(0, self.n, self.chunk_size):
-                yield s, self.X[s : s + self.chunk_size]
+                x = self.X[s : s + self.chunk_size]
+                yield torch.arange(s, s + x.shape[0]), x
             return
-        pos = 0
-        for _, x, _ in self.problem.iter_chunks(self.indices, self.chunk_size):
-            yield pos, x
-            pos += input_count(x)
+        for rows, x, _ in self.problem.local_chunks(self.indices, self.chunk_size):
+            yield rows, x
 
 
 class ModelHessianOperator(TorchLinearOperator):
@@ -155,11 +155,13 @@ class ModelHessianOperator(TorchLinearOperator):
         self._hvp.invalidate()
 
     def _chunks(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for s, x in self.inputs.chunks():
-            yield x, self.u[s : s + input_count(x)]
+        for rows, x in self.inputs.chunks():
+            yield x, self.u[rows.to(self.u.device)]
 
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:
-        return self._hvp.matmat(V).detach()
+        out = self._hvp.matmat(V).detach()
+        # raw inputs are this process's own; the Problem's samples are summed over the ranks
+        return out if self.inputs.X is not None else self.problem.all_sum(out)
 
 
 def model_hessian_operator(
@@ -232,8 +234,8 @@ def second_derivatives(
     problem: Problem, w: torch.Tensor, v: torch.Tensor, inp: ModelInputs
 ) -> torch.Tensor:
     """:func:`second_directional_derivative` for checked ``w``, ``v`` and inputs ``inp``."""
-    outs = []
-    for _, x in inp.chunks():
+    parts = []
+    for rows, x in inp.chunks():
 
         def f(w_: torch.Tensor, x: torch.Tensor = x) -> torch.Tensor:
             return problem.forward(w_, x)
@@ -241,5 +243,7 @@ def second_derivatives(
         def df(w_: torch.Tensor, f=f) -> torch.Tensor:
             return jvp(f, (w_,), (v,))[1]
 
-        outs.append(jvp(df, (w,), (v,))[1].detach())
-    return torch.cat(outs)
+        parts.append((rows, jvp(df, (w,), (v,))[1].detach()))
+    if inp.X is not None:  # raw inputs: this process's own
+        return torch.cat([t for _, t in parts])
+    return problem.gather_rows(parts, inp.n, (problem.k,), problem.dtype)
