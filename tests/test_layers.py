@@ -119,7 +119,16 @@ def test_the_cycle_check_can_fail() -> None:
 # What each part of the library may import (docs/design.md, "Two storeys: layout and
 # layers"). A part is a top-level module or package of lossgeometry; the application is one
 # part here (its inside is covered by the cycle test). Keep this table and the docs together.
-_BASE = {"_checks", "_compat", "_plotting", "_progress", "_version", "results", "options"}
+_BASE = {
+    "_checks",
+    "_collectives",
+    "_compat",
+    "_plotting",
+    "_progress",
+    "_version",
+    "results",
+    "options",
+}
 _PROBLEM = {
     "problem",
     "_problem_api",
@@ -127,6 +136,7 @@ _PROBLEM = {
     "_problem_inputs",
     "_problem_setup",
     "_problem_views",
+    "_problem_parallel",
     "_precision",
     "_attention",
 }
@@ -149,6 +159,7 @@ ALLOWED: dict[str, set[str]] = {
     | {"operators", "linalg", "kernel", "curvature", "optim", "recording", "train"},
     "examples": _BASE | {"conditions"},
     "surfaces": _BASE | _PROBLEM | {"operators", "linalg", "curvature"},
+    "distributed": _BASE | _PROBLEM,
 }
 
 

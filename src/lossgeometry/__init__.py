@@ -19,6 +19,7 @@ True
 
 from lossgeometry import (  # alpha-beta: analytic examples, SPS/NGN/AdaGrad-norm
     data,
+    distributed,
     examples,
     models,
     operators,
@@ -213,6 +214,7 @@ __all__ = [
     "walk_manifold",
     # data and models
     "data",
+    "distributed",
     "load_result",
     "models",
     "operators",
