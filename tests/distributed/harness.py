@@ -80,7 +80,7 @@ def run_ranks(
     ``nprocs`` starts fewer processes than ``world_size`` (a rank that never joins).
     """
     out = tmp_path / "ranks"
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     mp.start_processes(
         _entry,
         args=(fn, world_size, free_port(), str(out), timeout, kwargs),

@@ -94,3 +94,28 @@ def test_a_rank_that_never_joins_gives_a_clear_error_within_the_timeout(tmp_path
     assert time.perf_counter() - t0 < 30
     assert reports[0]["type"] == "DistributedError"
     assert "did not all join" in reports[0]["error"] and "within 3 s" in reports[0]["error"]
+
+
+def test_two_ranks_give_the_one_process_solvers_density_and_surface(tmp_path):
+    ckpt = tmp_path / "surface.json"
+    results = run_ranks(workers.solvers_and_surfaces, tmp_path, checkpoint=str(ckpt))
+    assert_ranks_equal(results)
+    assert ckpt.exists()  # rank 0 wrote the checkpoint
+    want = workers.solvers_and_surfaces(None)
+    got = dict(results[0])
+    assert got["evaluated"] == want["evaluated"] == 16
+    # SLQ density: the same Lanczos runs; the grid density is a smooth function of their nodes
+    assert_same(got, want, rtol=1e-10)
+    # resumed from rank 0's checkpoint, on both ranks: the same numbers, nothing recomputed
+    again = run_ranks(workers.solvers_and_surfaces, tmp_path / "again", checkpoint=str(ckpt))
+    assert_ranks_equal(again)
+    assert torch.equal(again[0]["surface"], results[0]["surface"])
+    assert again[0]["evaluated"] == again[1]["evaluated"] == 0
+
+
+def test_unported_measurements_refuse_a_data_parallel_problem(tmp_path):
+    reports = run_ranks(workers.unported, tmp_path, expect_failure=True)
+    for rep in reports:
+        assert rep["type"] == "ValueError", rep
+        assert "does not run on a data-parallel Problem (world_size=2)" in rep["error"]
+        assert "lossgeometry.distributed.gather" in rep["error"]

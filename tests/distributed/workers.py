@@ -92,3 +92,34 @@ def one_rank_raises(rank: int | None) -> dict:
 
 def nothing(rank: int | None) -> dict:
     return {}
+
+
+def solvers_and_surfaces(rank: int | None, n: int = 9, checkpoint: str | None = None) -> dict:
+    """Hessian extremes by ARPACK and dense, SLQ density, GGN trace, a loss surface."""
+    problem = lg.distributed.shard(make_problem(n, "cross_entropy", k=3))
+    w = problem.params()
+    arpack = lg.hessian_spectrum(problem, w, top=2, bottom=1, solver="arpack", seed=0)
+    dense = lg.hessian_spectrum(problem, w, top=2, bottom=2, solver="dense")
+    dens = lg.hessian_density(problem, w, probes=2, steps=12, grid=50, seed=1)
+    ggn = lg.hessian_trace(problem, w, of="ggn", estimator="hutchinson", samples=8, seed=0)
+    opts = lg.SurfaceOptions(points=4, accuracy=True)
+    surf = lg.loss_surface(problem, w, options=opts, checkpoint=checkpoint)
+    return {
+        "arpack_top": torch.as_tensor(arpack.top),
+        "arpack_bottom": torch.as_tensor(arpack.bottom),
+        "dense_top": torch.as_tensor(dense.top),
+        "dense_bottom": torch.as_tensor(dense.bottom),
+        "density": torch.as_tensor(dens.density),
+        "ggn_trace": float(ggn.estimate),
+        "surface": torch.as_tensor(surf.loss),
+        "surface_accuracy": torch.as_tensor(surf.accuracy),
+        "center": float(surf.center_loss),
+        "evaluated": float(surf.evaluated_points),
+    }
+
+
+def unported(rank: int | None) -> dict:
+    """A pass over every sample with iter_chunks (code not written for ranks) must refuse."""
+    problem = lg.distributed.shard(make_problem(6))
+    list(problem.iter_chunks())
+    return {}

@@ -11,7 +11,8 @@ positions are averaged per sample first, like its loss).
 forward pass per point and chunk; ``"auto"`` tries vmap and falls back to chunks when the
 model cannot be vmapped (data-dependent control flow, ``.item()``, in-place updates of
 inputs). Both run on the data in the Problem's chunks, so memory is bounded by
-``m × chunk_size`` samples (vmap) or ``chunk_size`` samples (chunks).
+``m × chunk_size`` samples (vmap) or ``chunk_size`` samples (chunks). On a data-parallel
+Problem each rank evaluates its own samples and the sums are added over the ranks.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _vmapped(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     loss = torch.zeros(W.shape[0], dtype=problem.dtype, device=problem.device)
     acc = torch.zeros_like(loss) if accuracy else None
-    for _, x, y in problem.iter_chunks(chunk_size=chunk_size):
+    for _, x, y in problem.local_chunks(chunk_size=chunk_size):
 
         def one(wi: torch.Tensor, x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
             out = problem.forward(wi, x)
@@ -64,7 +65,7 @@ def _one_by_one(
     loss = torch.zeros(W.shape[0], dtype=problem.dtype, device=problem.device)
     acc = torch.zeros_like(loss) if accuracy else None
     for j in range(W.shape[0]):
-        for _, x, y in problem.iter_chunks(chunk_size=chunk_size):
+        for _, x, y in problem.local_chunks(chunk_size=chunk_size):
             out = problem.forward(W[j], x)
             loss[j] += problem.per_sample_loss_fn(out, y).sum()
             if acc is not None:
@@ -111,6 +112,9 @@ def evaluate_points(
                 used = "chunks"
         if used == "chunks":
             loss, acc = _one_by_one(problem, W, accuracy, chunk_size)
+    if problem.is_data_parallel:  # each rank's samples, summed over the ranks (one collective)
+        both = problem.all_sum(torch.stack([loss, acc if acc is not None else loss]))
+        loss, acc = both[0], (both[1] if acc is not None else None)
     n = problem.n
     loss = problem.reduce_sum(loss, n)
     if acc is not None:

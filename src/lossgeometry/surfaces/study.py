@@ -102,6 +102,29 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()
 
 
+def _rows_of_rank0(
+    problem: Problem, rows: dict[int, dict[str, Any]], shape: tuple[int, int], accuracy: bool
+) -> dict[int, dict[str, Any]]:
+    """Rank 0's finished rows on every rank of a data-parallel Problem (exact: zeros + sum)."""
+    done = torch.zeros(shape[0], dtype=torch.float64, device=problem.device)
+    vals = torch.zeros(2, *shape, dtype=torch.float64, device=problem.device)
+    if problem.rank == 0:
+        for i, r in rows.items():
+            done[i] = 1
+            vals[0, i] = torch.as_tensor(r["loss"], dtype=torch.float64)
+            if accuracy:
+                vals[1, i] = torch.as_tensor(r["accuracy"], dtype=torch.float64)
+    done, vals = problem.all_sum(done), problem.all_sum(vals)
+    return {
+        i: {
+            "loss": vals[0, i].tolist(),
+            "accuracy": vals[1, i].tolist() if accuracy else None,
+        }
+        for i in range(shape[0])
+        if done[i] > 0
+    }
+
+
 def _read_rows(path: Path | None, key: str, shape: tuple[int, int], acc: bool) -> dict[int, Any]:
     if path is None or not path.exists():
         return {}
@@ -221,6 +244,10 @@ def loss_surface(
     )
     shape = (len(ys), len(xs))
     rows = _read_rows(path, key, shape, opts.accuracy)
+    if problem.is_data_parallel:  # the rows rank 0 finished, so every rank skips the same
+        rows = _rows_of_rank0(problem, rows, shape, opts.accuracy)
+        if problem.rank != 0:
+            path = None  # rank 0 alone writes
     resumed = len(rows)
     tx = torch.as_tensor(xs, dtype=problem.dtype, device=problem.device)
     used, evaluated = "vmap" if opts.evaluation != "chunks" else "chunks", 0
