@@ -104,6 +104,7 @@ def solvers_and_surfaces(rank: int | None, n: int = 9, checkpoint: str | None = 
     ggn = lg.hessian_trace(problem, w, of="ggn", estimator="hutchinson", samples=8, seed=0)
     opts = lg.SurfaceOptions(points=4, accuracy=True)
     surf = lg.loss_surface(problem, w, options=opts, checkpoint=checkpoint)
+    path = lg.loss_path(problem, w, end=w * 0.5, options=lg.SurfaceOptions(points=5))
     return {
         "arpack_top": torch.as_tensor(arpack.top),
         "arpack_bottom": torch.as_tensor(arpack.bottom),
@@ -114,6 +115,7 @@ def solvers_and_surfaces(rank: int | None, n: int = 9, checkpoint: str | None = 
         "surface": torch.as_tensor(surf.loss),
         "surface_accuracy": torch.as_tensor(surf.accuracy),
         "center": float(surf.center_loss),
+        "path": torch.as_tensor(path.loss),
         "evaluated": float(surf.evaluated_points),
     }
 
