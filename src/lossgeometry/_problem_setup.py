@@ -40,6 +40,7 @@ __all__ = [
     "ProblemSetup",
     "Reduction",
     "default_reduction",
+    "unwrap_parallel",
 ]
 
 LossName = Literal["mse", "cross_entropy", "bce", "nll"]
@@ -81,6 +82,18 @@ class ParamSpec:
     offset: int
 
 
+def unwrap_parallel(model: nn.Module) -> nn.Module:
+    """The module inside ``DistributedDataParallel`` / ``DataParallel`` wrappers (``.module``).
+
+    The wrapper's own forward synchronizes gradients and buffers across ranks; the Problem
+    evaluates the wrapped network itself, whose parameters are the ones the wrapper trains.
+    """
+    wrappers = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+    while isinstance(model, wrappers):
+        model = model.module
+    return model
+
+
 class ProblemSetup:
     """The construction steps of :class:`~lossgeometry.Problem` (a mixin of it)."""
 
@@ -98,7 +111,7 @@ class ProblemSetup:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.model = model
+        self.model = unwrap_parallel(model)
         self.allow_batchnorm, self.allow_dropout = allow_batchnorm, allow_dropout
         self._track_modes()
         check_modes(self._norms, self._random, allow_batchnorm, allow_dropout)
@@ -121,7 +134,7 @@ class ProblemSetup:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         self._chunk_size_arg = chunk_size
 
-        named = dict(model.named_parameters())
+        named = dict(self.model.named_parameters())
         if not named:
             raise ValueError("the model has no parameters: there is nothing to measure")
         if params is None:

@@ -152,7 +152,8 @@ class Problem(ProblemSetup, DeveloperAPI, DataParallelAPI, FunctionalViews):
         model: any ``torch.nn.Module`` mapping a batch of inputs ``(b, ...)`` to outputs
             ``(b, ...)``. Device and dtype follow its parameters; a float16/bfloat16 model is
             measured in float32 (:attr:`dtype`; the model is not changed, see the module
-            docstring).
+            docstring). A ``DistributedDataParallel`` or ``DataParallel`` wrapper is
+            unwrapped: the Problem's :attr:`model` is its ``.module``.
         X: inputs: a tensor ``(n, ...)``, or a tuple/dict of tensors (any pytree) whose
             tensors all have ``n`` samples along their first dimension. A tensor is passed as
             ``model(x)``, a tuple as ``model(*x)``, a dict as ``model(**x)`` (keyword inputs,
