@@ -125,6 +125,7 @@ NOT_A_POINT = {
     "kernel_size": "the kernel's order: depends on the Problem only",
     "linear_layers": "the Problem's Linear layers: no point",
     "jacobian_factors": "a kernel rule's helper on a parameter dict and a chunk, not a point",
+    "writes_records": "which rank writes a run's records: depends on the Problem only",
 }
 """Functions of a Problem that have no point (or only the start of a run)."""
 

@@ -137,3 +137,19 @@ def test_monitor_in_train_mode_loop_leaves_no_trace(build):
         L = torch.nn.functional.cross_entropy(evaluated(X), Y)
     assert mon.records["loss"][-1] == pytest.approx(float(L), rel=1e-12)
     assert np.all(np.isfinite(mon.records["grad_norm"]))
+
+
+def test_a_problem_on_a_wrapped_model_measures_the_module():
+    """DataParallel/DistributedDataParallel wrappers are unwrapped: the same records."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(8, 3, generator=g, dtype=torch.float64)
+    Y = torch.randn(8, 2, generator=g, dtype=torch.float64)
+    model = tiny_mlp()
+    wrapped = torch.nn.DataParallel(torch.nn.DataParallel(model))
+    pb, plain = lg.Problem(wrapped, X, Y), lg.Problem(model, X, Y)
+    assert pb.model is model and pb.param_names == plain.param_names
+    recs = []
+    for problem in (pb, plain):
+        mon = lg.Monitor(problem, measure=("hessian_max",))
+        recs.append(mon.step(0))
+    assert recs[0] == recs[1]

@@ -191,3 +191,42 @@ def test_recorder_quantities_extras_and_iterates():
         Recorder(pb, w0).trajectory(w0)
     with pytest.raises(ValueError, match="every"):
         Recorder(pb, w0, every=0)
+
+
+class _ListSink:
+    def __init__(self):
+        self.rows = []
+
+    def write_scalars(self, step, scalars):
+        self.rows.append((step, scalars))
+
+    def write_histogram(self, step, name, hist):
+        self.rows.append((step, name))
+
+    def close(self):
+        self.rows.append("closed")
+
+
+def test_only_rank_zero_writes_the_records(monkeypatch, tmp_path):
+    """Off rank 0 (faked here), train and Monitor take the same records but write none."""
+    import lossgeometry.recording as recording
+
+    pb = _mlp_problem()
+    assert recording.writes_records(pb)  # one process: it writes
+    kw = dict(lr=0.05, batch_size=4, seed=1, record_every=2, progress=False)
+    main_sink = _ListSink()
+    main = lg.train(pb, "sgd", 5, sinks=[main_sink], **kw)
+    assert [t for t, _ in main_sink.rows] == main.steps.tolist()
+    monkeypatch.setattr(recording, "process_rank", lambda: 1)
+    assert not recording.writes_records(pb)
+    other_sink = _ListSink()
+    other = lg.train(pb, "sgd", 5, sinks=[other_sink], **kw)
+    _same_records(main, other)
+    assert other_sink.rows == []
+    mon_sink = _ListSink()
+    mon = lg.Monitor(pb, every=1, path=tmp_path / "m.json", sinks=[mon_sink])
+    mon.step(0)
+    mon.close()
+    assert mon.records["steps"] == [0] and not mon.writes
+    assert mon_sink.rows == ["closed"]  # closed on every rank, written on none but rank 0
+    assert not (tmp_path / "m.json").exists()

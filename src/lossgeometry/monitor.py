@@ -40,6 +40,14 @@ without the monitor. Under ``torch.autocast`` (mixed-precision loops) the record
 included, are taken with autocast off, in the Problem's dtype. A Problem for such a loop is
 built either from ``model.eval()`` (then call ``model.train()``) or with
 ``allow_batchnorm=True, allow_dropout=True``.
+
+Across ranks. In a loop whose model is wrapped in ``DistributedDataParallel``, build the
+Problem on the wrapped model (or its ``.module``: the Problem measures the module inside)
+and make it data-parallel (:func:`lossgeometry.distributed.shard` or ``data_parallel``);
+every rank calls :meth:`Monitor.step` with the same steps, each computes its samples' part of
+every record and gets the same records, equal to one process's. Only rank 0 writes to the
+sinks and to ``path`` (:func:`~lossgeometry.recording.writes_records`). ``budget=`` is
+decided on rank 0 and broadcast, so the ranks skip the same records (see :class:`Monitor`).
 """
 
 from __future__ import annotations
@@ -64,7 +72,13 @@ from lossgeometry.monitor_measures import (
     scalar_measures,
 )
 from lossgeometry.problem import Problem, full_precision
-from lossgeometry.recording import Measurement, Recorder, Trajectory, write_record
+from lossgeometry.recording import (
+    Measurement,
+    Recorder,
+    Trajectory,
+    write_record,
+    writes_records,
+)
 from lossgeometry.results import atomic_write_json
 
 __all__ = ["Measurement", "Monitor", "Sink", "measured_as_function"]
@@ -122,11 +136,15 @@ class Monitor:
             or a count ``m`` (``m`` samples drawn once with ``seed``). The same subset at
             every record, so records are comparable along the run.
         sinks: objects with ``write_scalars(step, dict)``, ``write_histogram(step, name,
-            Histogram)`` and ``close()`` (:mod:`lossgeometry.integrations`).
+            Histogram)`` and ``close()`` (:mod:`lossgeometry.integrations`). Across ranks
+            only rank 0 writes to them (and to ``path``); :meth:`close` closes them on
+            every rank.
         budget: a fraction of the loop's own time (e.g. ``0.05``): after the first record, a
             due record is skipped while the seconds spent measuring exceed ``budget`` × the
             seconds the loop spent between calls to :meth:`step`. ``None``: no limit.
-            :meth:`overhead` reports the times and the skipped records.
+            :meth:`overhead` reports the times and the skipped records. On a data-parallel
+            Problem rank 0 decides from its own clock and broadcasts the decision (one
+            ``all_reduce`` of a flag per due record), so every rank skips the same records.
         aiming_reference: the point ``w_ref`` of ``"aiming_angle"``; without it the angles
             are taken against the last record and filled in by :meth:`close`.
         seed: seed of the probe draw and of the stochastic measurements.
@@ -171,6 +189,8 @@ class Monitor:
         self.every, self.extra = every, dict(extra or {})
         self.path = Path(path) if path is not None else None
         self.sinks = list(sinks)
+        self.writes = writes_records(problem)
+        """Whether this process writes the records to ``sinks`` and ``path`` (rank 0)."""
         self.histograms: dict[str, list[tuple[int, Histogram]]] = {
             n: [] for n in names if n in HISTOGRAMS
         }
@@ -209,11 +229,7 @@ class Monitor:
         self._last = now
         if not force and not self.recorder.due(step):
             return None
-        if (
-            not force
-            and self.budget is not None
-            and self.measure_seconds > self.budget * self.train_seconds
-        ):
+        if not force and self.budget is not None and self._over_budget():
             self.skipped += 1
             return None
         with measured_as_function(self.problem.model), full_precision(self.problem.device):
@@ -227,15 +243,31 @@ class Monitor:
                 self._hindsight.append((step, w, self.recorder.last_grad))
         for name, h in hists.items():
             self.histograms[name].append((step, h))
-        if self.path is not None:
-            atomic_write_json(self.path, self.records)
-        write_record(self.sinks, step, rec)
-        for sink in self.sinks:
-            for name, h in hists.items():
-                sink.write_histogram(step, name, h)
+        if self.writes:
+            if self.path is not None:
+                atomic_write_json(self.path, self.records)
+            write_record(self.sinks, step, rec)
+            for sink in self.sinks:
+                for name, h in hists.items():
+                    sink.write_histogram(step, name, h)
         self._last = time.perf_counter()
         self.measure_seconds += self._last - now
         return rec
+
+    def _over_budget(self) -> bool:
+        """Whether measuring has used more than ``budget`` × the loop's time (rank 0 decides).
+
+        On a data-parallel Problem rank 0's answer reaches every rank through one sum over
+        the ranks of a flag that only rank 0 may set, so no rank skips a record (and its
+        collectives) that another takes.
+        """
+        assert self.budget is not None
+        over = self.measure_seconds > self.budget * self.train_seconds
+        if self.problem.shard is None:
+            return over
+        mine = over and self.problem.rank == 0
+        flag = torch.tensor([1.0 if mine else 0.0], device=self.problem.device)
+        return bool(self.problem.all_sum(flag).item() > 0)
 
     def close(self) -> dict[int, float]:
         """End of the run: the hindsight Aiming angles (if asked for), then close the sinks.
@@ -243,7 +275,8 @@ class Monitor:
         Without ``aiming_reference``, ``"aiming_angle"`` at each record ``t`` is
         ``∠(∇L(w_t), w_t − w_T)`` with ``w_T`` the last record (the run's end stands in for
         the projection onto the minimizers); they are written to the sinks at their steps
-        (the last record has none) and returned as ``{step: angle}``.
+        (the last record has none) and returned as ``{step: angle}``. Across ranks every
+        rank computes them and closes its sinks; only rank 0 writes.
         """
         if self._hindsight:
             _, w_end, _ = self._hindsight[-1]
@@ -252,7 +285,7 @@ class Monitor:
             }
             self._hindsight = []
             for t, a in self.aiming_hindsight.items():
-                for sink in self.sinks:
+                for sink in self.sinks if self.writes else ():
                     sink.write_scalars(t, {"aiming_angle": a})
         for sink in self.sinks:
             sink.close()
@@ -260,6 +293,8 @@ class Monitor:
 
     def overhead(self) -> dict[str, float]:
         """Seconds in the loop (between calls to :meth:`step`) and measuring, their ratio, skips.
+
+        The seconds are this rank's own; the skips are the same on every rank.
 
         ``fraction = measure_seconds / (train_seconds + measure_seconds)``.
         """

@@ -17,6 +17,10 @@ A record at step ``t`` holds, on the *full* data and with the Problem's normaliz
 
 A NaN or infinite loss — recorded, or the mini-batch loss a loop is about to step on — raises
 :class:`TrainingDivergedError` naming the step, the optimizer and the learning rate.
+
+Across ranks (a data-parallel Problem, ``docs/distributed.md``): every rank draws the same
+global batch indices from the same seed and takes the same records (every loss and gradient
+is summed over the ranks); only the rank that :func:`writes_records` hands them to sinks.
 """
 
 from __future__ import annotations
@@ -34,7 +38,15 @@ from lossgeometry._plotting import axes_or_new
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result, atomic_write_json
 
-__all__ = ["BatchSampler", "Measurement", "Recorder", "TrainingDivergedError", "Trajectory"]
+__all__ = [
+    "BatchSampler",
+    "Measurement",
+    "Recorder",
+    "TrainingDivergedError",
+    "Trajectory",
+    "process_rank",
+    "writes_records",
+]
 
 Measurement = Callable[[Problem, torch.Tensor], float]
 """An extra scalar recorded beside the standard ones: ``fn(problem, w) -> float``."""
@@ -73,7 +85,7 @@ class Trajectory(Result):
     loss_name: str
     reduction: str
     wall_time: float
-    """Seconds spent in the loop, recording included."""
+    """Seconds spent in the loop, recording included (this rank's own clock)."""
     w0: torch.Tensor | None = dataclasses.field(default=None, repr=False, compare=False)
     """Flat start point (not in the JSON; saved beside it as ``.pt`` by :meth:`save`)."""
     w_final: torch.Tensor | None = dataclasses.field(default=None, repr=False, compare=False)
@@ -181,7 +193,8 @@ class BatchSampler:
     stream does not depend on ``n``; ``batch_size > n`` is refused.
 
     Both modes draw from one ``torch.Generator`` seeded with ``seed``; the first batch of the
-    two modes is the same.
+    two modes is the same. The indices are global sample indices: on a data-parallel Problem
+    every rank draws the same batches and evaluates the samples of its own shard in them.
     """
 
     def __init__(
@@ -362,6 +375,25 @@ class Recorder:
             w_final=w_final.detach().clone(),
             iterates=torch.stack(self.iterates) if self.keep_iterates else None,
         )
+
+
+def process_rank() -> int:
+    """The rank of this process in the default ``torch.distributed`` group (0 without one)."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def writes_records(problem: Problem) -> bool:
+    """Whether this process hands records to sinks and files: one rank only.
+
+    For a data-parallel Problem, rank 0 of its group; for any other Problem, rank 0 of the
+    default process group when ``torch.distributed`` runs (each rank then computes the same
+    records), and the one process otherwise.
+    """
+    if problem.shard is not None:
+        return problem.rank == 0
+    return process_rank() == 0
 
 
 def write_record(sinks: Any, step: int, record: dict[str, float]) -> None:

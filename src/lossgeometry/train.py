@@ -16,6 +16,13 @@ Runs are deterministic given ``seed`` (mini-batches come from
 initial parameters; the model itself is not modified (``w_final`` is returned).
 ``Trajectory``, ``TrainingDivergedError`` and ``BatchSampler`` live in
 :mod:`lossgeometry.recording` and are re-exported here.
+
+On a data-parallel Problem (``docs/distributed.md``) every rank runs this same loop: the
+sampler draws the same global indices on every rank, :meth:`~lossgeometry.Problem.loss_and_grad`
+sums each rank's samples of the batch over the ranks (normalized by the global batch size),
+and every rank steps the same optimizer on the same numbers, so every rank ends with the
+same parameters and records (the all-reduce of ``DistributedDataParallel``, done by the
+Problem). Only rank 0 writes to ``sinks`` and shows a progress bar.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from lossgeometry.recording import (
     TrainingDivergedError,
     Trajectory,
     write_record,
+    writes_records,
 )
 
 __all__ = [
@@ -105,6 +113,7 @@ def train(
             CSV, JSON lines, TensorBoard): every record (``loss``, ``grad_norm``,
             ``distance``, ``pl_ratio``) is written to each as it is taken, so a TensorBoard
             shows the run live. The caller owns the sinks (``train`` does not close them).
+            Across ranks only rank 0 writes (:func:`~lossgeometry.recording.writes_records`).
 
     Returns:
         A :class:`Trajectory`.
@@ -122,6 +131,8 @@ def train(
     w = start.clone().requires_grad_(True)
     opt, opt_name = make_optimizer(optimizer, [w], lr, problem=problem, **(optimizer_kwargs or {}))
     scheduler = lr_scheduler(opt) if lr_scheduler is not None else None
+    if not writes_records(problem):  # one rank writes and shows progress
+        sinks, progress = (), False
     sampler = BatchSampler(problem.n, batch_size, seed)
     full_batch = sampler.batch_size is None
     rec = Recorder(

@@ -66,3 +66,20 @@ def test_jsonl_writes_non_finite_numbers_as_strings(tmp_path) -> None:
         import lossgeometry.integrations as integ
 
         integ.NoSuchSink  # noqa: B018
+
+
+def test_sinks_off_rank_zero_open_no_file(monkeypatch, tmp_path) -> None:
+    """Under torch.distributed (faked here: rank 1) a sink writes nothing unless asked to."""
+    import lossgeometry.integrations.files as files
+
+    monkeypatch.setattr(files, "process_rank", lambda: 1)
+    sinks = [CSVSink(tmp_path / "a.csv"), JSONLinesSink(tmp_path / "a.jsonl")]
+    for sink in sinks:
+        assert not sink.active
+        sink.write_scalars(0, {"loss": 1.0})
+        sink.close()
+    assert list(tmp_path.iterdir()) == []
+    sink = CSVSink(tmp_path / "b.csv", rank_zero_only=False)
+    sink.write_scalars(3, {"loss": 0.5})
+    sink.close()
+    assert sink.active and (tmp_path / "b.csv").read_text().splitlines()[1] == "3,loss,0.5"

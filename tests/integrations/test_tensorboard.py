@@ -53,3 +53,15 @@ def test_event_file_holds_the_records(tmp_path) -> None:
         np.testing.assert_allclose(v.bucket_limit, ours.edges[1:], rtol=1e-6)
         assert v.num == pytest.approx(float(ours.counts.sum()))  # = p
         assert v.num == pytest.approx(mon.problem.p)
+
+
+def test_off_rank_zero_no_writer_is_made(monkeypatch, tmp_path) -> None:
+    """Under torch.distributed (faked here: rank 1) the sink makes no event file."""
+    import lossgeometry.integrations.tensorboard as tb
+
+    monkeypatch.setattr(tb, "process_rank", lambda: 1)
+    sink = TensorBoardSink(tmp_path / "tb")
+    assert not sink.active and sink.writer is None
+    sink.write_scalars(0, {"loss": 1.0})
+    sink.close()
+    assert not (tmp_path / "tb").exists()

@@ -17,6 +17,11 @@ the loop's time) can skip records. Each record also goes to ``trainer.logger`` (
 BatchNorm statistics, gradients and random generators are restored; see
 :mod:`lossgeometry.monitor`). Needs ``lightning`` (``pip install 'lossgeometry[lightning]'``),
 imported when this module is.
+
+Under a DDP strategy the callback runs on every rank: a factory returning a data-parallel
+Problem (``lg.distributed.shard(lg.Problem(module.net, X, Y))``) has each rank measure its
+samples, every rank gets the same records, and only rank 0 writes the sinks (the Monitor's
+rule, docs/distributed.md); Lightning's own loggers write on rank 0 as well.
 """
 
 from __future__ import annotations
