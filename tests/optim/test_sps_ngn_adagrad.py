@@ -204,3 +204,16 @@ def test_they_train_an_interpolating_least_squares_problem(factory):
     traj = lg.train(pb, factory, 300, batch_size=2, record_every=300)
     assert traj.loss[-1] < 0.2 * traj.loss[0]  # DecSPS's 1/√k steps are the slowest
     assert np.isfinite(traj.loss).all()
+
+
+def test_mean_over_ranks_is_the_loss_on_one_process():
+    """Without a process group the closure's loss comes back as it is, detached.
+
+    (On two ranks, SPS in a DDP loop with this loss equals one process:
+    tests/distributed/test_train_parallel.py.)
+    """
+    x = torch.tensor([1.5, -2.0], dtype=torch.float64, requires_grad=True)
+    loss = (x**2).sum()
+    got = lg.optim.mean_over_ranks(loss)
+    assert not got.requires_grad and got.item() == loss.item() == 6.25
+    assert lg.optim.mean_over_ranks(0.25).item() == 0.25

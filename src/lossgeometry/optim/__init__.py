@@ -7,12 +7,15 @@ SGD loop) build on the certificate and live with it in :mod:`lossgeometry.condit
 One import line per module; each module lists its public names in ``__all__``. The package's
 own optimizers are registered here by name in the one registry
 (:mod:`lossgeometry.optim.registry`), so ``lg.train(problem, "ngn", ...)`` and a config's
-``[train] optimizer = "ngn"`` work; ``optimizer_names()`` lists every name.
+``[train] optimizer = "ngn"`` work; ``optimizer_names()`` lists every name. In a
+``DistributedDataParallel`` loop their closure returns :func:`mean_over_ranks` of the loss
+(:mod:`lossgeometry.optim.ranks`).
 """
 
 from lossgeometry.optim import adagrad_norm, ngn, sps
 from lossgeometry.optim.adagrad_norm import *  # noqa: F403
 from lossgeometry.optim.ngn import *  # noqa: F403
+from lossgeometry.optim.ranks import *  # noqa: F403
 from lossgeometry.optim.registry import *  # noqa: F403
 from lossgeometry.optim.registry import register_optimizer
 from lossgeometry.optim.sps import *  # noqa: F403

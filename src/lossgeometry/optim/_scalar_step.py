@@ -3,7 +3,9 @@
 The step size is one number for all parameters, computed from the mini-batch loss the closure
 returns and the squared norm of the whole gradient (all parameter groups together).
 Hyperparameters are read from the first parameter group (schedulers that scale ``lr`` act on
-every group alike).
+every group alike). In a ``DistributedDataParallel`` loop the closure must return the loss
+averaged over the ranks, :func:`~lossgeometry.optim.ranks.mean_over_ranks`, so that every rank
+takes the same step (:func:`lossgeometry.train` on a data-parallel Problem already does).
 """
 
 from __future__ import annotations
