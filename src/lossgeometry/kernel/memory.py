@@ -13,12 +13,17 @@ The limit for one kernel computation is, in this order:
 :func:`check_memory` raises a ``ValueError`` naming the size and what to do instead
 (``method="ntvp"`` for matrix-free products, a smaller ``chunk_size``, a subset of samples or
 outputs).
+
+On a data-parallel Problem every rank must take the same decisions (a dense kernel or a
+matrix-free one, the chunk size), so :func:`agreed_limit` takes the smallest limit over the
+ranks.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 import torch
 
@@ -116,6 +121,27 @@ def memory_limit(
     if MAX_MEMORY is not None:
         return int(MAX_MEMORY)
     return int(MEMORY_FRACTION * available_memory(device))
+
+
+def agreed_limit(problem: Any, max_memory: int | str | None = None) -> int:
+    """The memory limit of a data-parallel Problem: the smallest :func:`memory_limit` of its ranks.
+
+    Each rank's limit (from ``max_memory``, :data:`MAX_MEMORY` or its own available memory)
+    is reduced with ``MIN`` over the Problem's process group, so every rank refuses or admits
+    the same requests. On one process it is :func:`memory_limit`.
+    """
+    limit = memory_limit(max_memory, problem.device)
+    info = problem.shard
+    if info is None or info.world_size == 1:
+        return limit
+    import torch.distributed as dist
+
+    from lossgeometry._collectives import collective
+
+    t = torch.tensor([limit], dtype=torch.int64, device=problem.device)
+    op = dist.ReduceOp.MIN
+    collective(dist.all_reduce, t, op=op, group=info.group, timeout_s=info.timeout_s)
+    return int(t.item())
 
 
 def check_memory(

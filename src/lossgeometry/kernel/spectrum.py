@@ -44,15 +44,7 @@ import torch
 from lossgeometry._compat import deprecated_call_style
 from lossgeometry._plotting import axes_or_new
 from lossgeometry.kernel import memory as _mem
-from lossgeometry.kernel.spectrum_free import (
-    LANCZOS_NCV,
-    announce_free_cost,
-    arpack_ends,
-    default_ncv,
-    lobpcg_ends,
-    thick_lanczos_ends,
-)
-from lossgeometry.linalg.arpack import not_converged_warning
+from lossgeometry.kernel.spectrum_free import LANCZOS_NCV, default_ncv, solve_ends
 from lossgeometry.operators.base import require_finite
 from lossgeometry.problem import Problem
 from lossgeometry.results import Result
@@ -72,7 +64,7 @@ DENSE_THRESHOLD: int = 4096
 """``solver="auto"`` builds the dense kernel when ``N = n·ks`` is at most this (and it fits
 in memory); matrix-free Lanczos otherwise."""
 
-SPECTRUM_SOLVERS = ("auto", "dense", "lanczos", "arpack", "lobpcg")
+SPECTRUM_SOLVERS = ("auto", "dense", "lanczos", "arpack", "lobpcg", "sharded")
 """The eigen-solvers of :func:`kernel_spectrum` (its ``solver=``)."""
 SPECTRUM_METHODS = SPECTRUM_SOLVERS
 """Former name of :data:`SPECTRUM_SOLVERS` (kept for one release)."""
@@ -271,6 +263,8 @@ def kernel_spectrum(
     outputs_label = (
         outputs if isinstance(outputs, str) else f"indices {list(np.atleast_1d(outputs))}"
     )
+    if problem.is_data_parallel:  # one memory limit on every rank: the same solver everywhere
+        max_memory = _mem.agreed_limit(problem, max_memory)
     if solver == "auto":
         solver = "dense"
         if N > DENSE_THRESHOLD:
@@ -280,6 +274,10 @@ def kernel_spectrum(
                 _mem.check_memory(N * N * 8 * 3, "dense eigenvalues", max_memory, problem.device)
             except ValueError:
                 solver = "lanczos"
+        if solver == "lanczos" and problem.is_data_parallel:
+            from lossgeometry.kernel.rows import rows_fit
+
+            solver = "sharded" if rows_fit(problem, m, N, indices, max_memory) else "lanczos"
     if solver == "dense":
         _mem.check_memory(
             N * N * 8 * 2 + N * N * torch.empty((), dtype=problem.dtype).element_size(),
@@ -304,8 +302,10 @@ def kernel_spectrum(
             outputs=outputs_label,
             seconds=time.perf_counter() - t0,
         )
-    if trace:
-        raise ValueError("outputs='trace' needs solver='dense' (no matrix-free operator)")
+    if trace and solver != "sharded":
+        raise ValueError(
+            "outputs='trace' needs solver='dense' or 'sharded' (no matrix-free operator)"
+        )
     from lossgeometry.kernel.ntvp import ntk_operator
 
     q = k or 1
@@ -314,49 +314,39 @@ def kernel_spectrum(
             f"num_eigenvalues={q} at each end of a kernel of order N={N} is too many for a "
             "matrix-free solver: use solver='dense'"
         )
-    op = ntk_operator(
-        problem,
-        w,
-        chunk_size=chunk_size,
-        outputs=outputs if sel is not None else "full",
-        indices=indices,
-    )
-    announce_free_cost(op, q, solver, ncv, progress)
-    if solver == "lanczos":
-        res = thick_lanczos_ends(op, q, tol, maxiter, ncv, seed, progress)
-    elif solver == "arpack":
-        res = arpack_ends(op, q, tol, maxiter, ncv if ncv is not None else LANCZOS_NCV, seed)
+    if solver == "sharded":
+        from lossgeometry.kernel.rows import kernel_rows
+
+        op: Any = kernel_rows(
+            problem, w, method=kernel_method, outputs=outputs, chunk_size=chunk_size,
+            indices=indices, max_memory=max_memory, progress=progress,
+        ).operator(problem)  # fmt: skip
     else:
-        diag = None
-        if preconditioner:
+        op = ntk_operator(
+            problem,
+            w,
+            chunk_size=chunk_size,
+            outputs=outputs if sel is not None else "full",
+            indices=indices,
+        )
+    diag = None
+    if preconditioner and solver == "lobpcg":
 
-            def diag() -> torch.Tensor:
-                return tangent_kernel(
-                    problem,
-                    w,
-                    outputs=sel.tolist() if sel is not None else "full",
-                    diagonal_only=True,
-                    indices=indices,
-                    chunk_size=chunk_size,
-                    max_memory=max_memory,
-                )
-
-        res = lobpcg_ends(op, q, tol, maxiter, block_size, seed, diag)
-    vals, vecs, converged, iters = res
-    products = op.matvecs
-    R = (op @ torch.from_numpy(vecs)).cpu().double().numpy() - vecs * vals[None, :]
-    resid = np.linalg.norm(R, axis=0)
-    if solver == "lobpcg":
-        limit = tol * float(np.max(np.abs(vals)))
-        converged = converged and bool(np.all(resid <= limit))
-        if not converged:
-            not_converged_warning(
-                "LOBPCG",
-                f"{int(iters)} iterations (largest residual ‖Kv − λv‖ = {resid.max():.3g}, "
-                f"tol·λ_max = {limit:.3g})",
-                tol,
-                "increase maxiter or tol, or use solver='lanczos'",
+        def diag() -> torch.Tensor:
+            return tangent_kernel(
+                problem,
+                w,
+                outputs=sel.tolist() if sel is not None else "full",
+                diagonal_only=True,
+                indices=indices,
+                chunk_size=chunk_size,
+                max_memory=max_memory,
             )
+
+    vals, _, converged, iters, resid = solve_ends(
+        op, solver, q, tol, maxiter, ncv, block_size, seed, diag, progress
+    )
+    products = op.matvecs
     lmin, lmax = float(vals[0]), float(vals[-1])
     return KernelSpectrum(
         lambda_min=lmin,
@@ -371,7 +361,7 @@ def kernel_spectrum(
         matvecs=int(products),
         residual_norms=resid,
         tol=float(tol),
-        kernel_method="ntvp",
+        kernel_method=kernel_method if solver == "sharded" else "ntvp",
         outputs=outputs_label,
         dtype=str(problem.dtype).replace("torch.", ""),
         seconds=time.perf_counter() - t0,

@@ -11,12 +11,13 @@ eigenvalues then the ``q`` largest, ascending, with their vectors as columns.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from lossgeometry._progress import CostEstimate, announce_cost
-from lossgeometry.linalg.arpack import eigsh_end, lobpcg_end
+from lossgeometry.linalg.arpack import eigsh_end, lobpcg_end, not_converged_warning
 from lossgeometry.linalg.lanczos import lanczos_extremes
 from lossgeometry.operators.ntk import NTKOperator
 
@@ -129,6 +130,50 @@ def thick_lanczos_ends(
     vals = torch.cat([r.bottom, r.top.flip(0)]).numpy()
     vecs = torch.cat([r.bottom_vectors, r.top_vectors.flip(1)], dim=1).cpu().numpy()
     return vals, vecs, r.converged, r.matvecs
+
+
+def solve_ends(
+    op: Any,
+    solver: str,
+    q: int,
+    tol: float,
+    maxiter: int | None,
+    ncv: int | None,
+    block_size: int | None,
+    seed: int,
+    diagonal_blocks: Callable[[], torch.Tensor] | None,
+    progress: bool | None,
+) -> tuple[np.ndarray, np.ndarray, bool, int, np.ndarray]:
+    """Both ends of ``op`` by ``solver``, and the true residual norms ``‖K v − λ v‖``.
+
+    ``"lanczos"`` and ``"sharded"`` (the same Lanczos on the kernel held as row blocks) by
+    :func:`thick_lanczos_ends`, ``"arpack"`` by :func:`arpack_ends`, ``"lobpcg"`` by
+    :func:`lobpcg_ends` (converged only if every residual is ``≤ tol·max|λ|``; a warning
+    otherwise). The estimated cost is announced first (:func:`announce_free_cost`).
+    Returns ``(eigenvalues, eigenvectors, converged, iterations, residual norms)``.
+    """
+    announce_free_cost(op, q, "lanczos" if solver == "sharded" else solver, ncv, progress)
+    if solver in ("lanczos", "sharded"):
+        res = thick_lanczos_ends(op, q, tol, maxiter, ncv, seed, progress)
+    elif solver == "arpack":
+        res = arpack_ends(op, q, tol, maxiter, ncv if ncv is not None else LANCZOS_NCV, seed)
+    else:
+        res = lobpcg_ends(op, q, tol, maxiter, block_size, seed, diagonal_blocks)
+    vals, vecs, converged, iters = res
+    R = (op @ torch.from_numpy(vecs)).cpu().double().numpy() - vecs * vals[None, :]
+    resid = np.linalg.norm(R, axis=0)
+    if solver == "lobpcg":
+        limit = tol * float(np.max(np.abs(vals)))
+        converged = converged and bool(np.all(resid <= limit))
+        if not converged:
+            not_converged_warning(
+                "LOBPCG",
+                f"{int(iters)} iterations (largest residual ‖Kv − λv‖ = {resid.max():.3g}, "
+                f"tol·λ_max = {limit:.3g})",
+                tol,
+                "increase maxiter or tol, or use solver='lanczos'",
+            )
+    return vals, vecs, converged, iters, resid
 
 
 def lobpcg_ends(

@@ -143,10 +143,13 @@ def _probe(
 def _sample_batches(problem: Problem) -> tuple[Inputs, Inputs]:
     """One-sample and two-sample input batches (the first sample twice when n = 1).
 
-    Inputs of any structure (a tensor, a tuple or dict of tensors): indexed leaf by leaf.
+    Inputs of any structure (a tensor, a tuple or dict of tensors): indexed leaf by leaf. On a
+    data-parallel Problem, this rank's own first one or two samples.
     """
-    x1, _ = problem.batch(torch.arange(1))
-    x2, _ = problem.batch(torch.tensor([0, min(problem.n, 2) - 1]))
+    info = problem.shard
+    first, last = (0, problem.n - 1) if info is None else (info.start, info.stop - 1)
+    x1, _ = problem.batch(torch.tensor([first]))
+    x2, _ = problem.batch(torch.tensor([first, min(first + 1, last)]))
     return x1, x2
 
 
@@ -272,6 +275,31 @@ def build_plan(problem: Problem, verify: bool = True) -> Plan:
         dataclasses.replace(plan, entries=detached, reasons=dict(plan.reasons)),
         [path[id(e.module)] for e in plan.entries],
     )
+    return plan
+
+
+def agreed_plan(problem: Problem) -> Plan:
+    """:func:`build_plan`, the same on every rank of a data-parallel Problem.
+
+    Each rank checks and verifies the rules on its own samples; the ranks then exchange the
+    layers each one kept, and a layer that failed on any rank goes to the fallback on all
+    (so every rank's factors have the same layout). On one process: :func:`build_plan`.
+    """
+    plan = build_plan(problem)
+    if not problem.is_data_parallel:
+        return plan
+    from lossgeometry.kernel.exchange import all_gather_object
+
+    kept = all_gather_object([e.name for e in plan.entries], problem)
+    common = set(kept[0]).intersection(*kept[1:])
+    if all(len(names) == len(common) for names in kept):
+        return plan
+    reasons = dict(plan.reasons)
+    for e in plan.entries:
+        if e.name not in common:
+            reasons[e.name] = f"{e.rule.name} rule failed its checks on another rank's samples"
+    plan = _finish(problem, [e for e in plan.entries if e.name in common], reasons)
+    _PLANS[problem] = plan
     return plan
 
 

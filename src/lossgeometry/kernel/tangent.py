@@ -20,102 +20,37 @@ Methods (:class:`KernelMethod`):
 
 from __future__ import annotations
 
-import enum
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
 from lossgeometry._compat import deprecated_call_style
 from lossgeometry._progress import announce_cost, progress_bar
 from lossgeometry.kernel import memory as _mem
+from lossgeometry.kernel.blocks import NOT_FINITE as _NOT_FINITE
+from lossgeometry.kernel.blocks import (
+    KernelMethod,
+    chunk_size_for,
+    factor_bytes,
+    kernel_block,
+    kernel_factors,
+    resolve_method,
+)
+from lossgeometry.kernel.ntvp_dense import ntvp_kernel
 from lossgeometry.kernel.outputs import OutputsSpec, check_no_train_batchnorm, resolve_outputs
-from lossgeometry.kernel.rules.base import Factors, Materialized
+from lossgeometry.kernel.rules.base import Factors
 from lossgeometry.operators.base import require_finite
 from lossgeometry.problem import Problem
 
-
-class KernelMethod(str, enum.Enum):
-    """How a tangent kernel is computed; the value is the ``method=`` string.
-
-    * ``STRUCTURED``: per-layer factorized rules (Linear, Conv1d/2d, Embedding, LayerNorm)
-      plus exact Jacobians for parameters without a rule. Fastest for the dense kernel;
-      memory per chunk ``O(b · k · Σ layer widths)``.
-    * ``JACOBIAN``: per-sample Jacobians of all parameters (``vmap(jacrev)``) and their
-      contraction — the PyTorch-tutorial approach, chunked. Memory ``O(b · k · p)``.
-    * ``NTVP``: matrix-free NTK-vector products ``v ↦ J(Jᵀv)``; memory ``O(p + activations)``
-      independent of ``nk``; building the dense kernel costs ``nk/m`` passes.
-    * ``AUTO``: ``STRUCTURED``.
-    """
-
-    AUTO = "auto"
-    STRUCTURED = "structured"
-    JACOBIAN = "jacobian"
-    NTVP = "ntvp"
-
-
-_NOT_FINITE = "the tangent kernel has"
-
-
-def resolve_method(method: str | KernelMethod) -> KernelMethod:
-    """Parse ``method`` (a :class:`KernelMethod` or its string)."""
-    try:
-        m = KernelMethod(method)
-    except ValueError:
-        raise ValueError(
-            f"unknown kernel method {method!r}: use one of {[m.value for m in KernelMethod]}"
-        ) from None
-    return KernelMethod.STRUCTURED if m is KernelMethod.AUTO else m
+__all__ = ["KernelMethod", "resolve_method", "tangent_kernel"]
 
 
 def _sample_index(problem: Problem, indices: Sequence[int] | torch.Tensor | None) -> torch.Tensor:
     if indices is None:
         return torch.arange(problem.n)
     return problem.check_indices(indices).cpu()
-
-
-def _chunk_size(
-    problem: Problem,
-    method: KernelMethod,
-    ks: int,
-    m: int,
-    chunk_size: int | None,
-    budget: int,
-    plan: Any,
-) -> int:
-    """Samples per chunk so that one chunk's working memory stays within ``budget`` bytes."""
-    item = torch.empty((), dtype=problem.dtype).element_size()
-    if method is KernelMethod.STRUCTURED:
-        per_sample = ks * (3 * plan.activation_elements + 2 * plan.fallback_size)
-        per_sample += sum(e.per_sample_elements for e in plan.entries) * ks // max(problem.k, 1)
-    else:  # jacobian
-        per_sample = 3 * ks * problem.p
-    per_sample *= item
-    per_pair = 4 * ks * ks * item
-    if chunk_size is not None:
-        need = chunk_size * per_sample + chunk_size**2 * per_pair
-        _mem.check_memory(
-            need,
-            f"a chunk of {chunk_size} samples (method={method.value!r})",
-            budget,
-            problem.device,
-            "pass a smaller chunk_size, or method='ntvp'",
-        )
-        return int(chunk_size)
-    b = m
-    while b > 1 and b * per_sample + b * b * per_pair > budget:
-        b = max(1, b // 2)
-    if b * per_sample + b * b * per_pair > budget:
-        _mem.check_memory(
-            per_sample + per_pair,
-            f"one sample's factors (method={method.value!r})",
-            budget,
-            problem.device,
-            "use method='ntvp' (matrix-free) or a subset of outputs",
-        )
-    return b
 
 
 @deprecated_call_style(positional=("method", "outputs", "diagonal_only", "chunk_size"))
@@ -181,6 +116,8 @@ def tangent_kernel(
     else:
         shape = (m, m) if trace else (m * ks, m * ks)
     out_bytes = math.prod(shape) * item
+    if problem.is_data_parallel:  # one limit for every rank: the same decisions everywhere
+        max_memory = _mem.agreed_limit(problem, max_memory)
     limit = _mem.check_memory(
         out_bytes,
         f"the {' × '.join(map(str, shape))} kernel",
@@ -192,35 +129,28 @@ def tangent_kernel(
     budget = max(limit - out_bytes, 1)
     if meth is KernelMethod.NTVP:
         return require_finite(
-            _ntvp_kernel(problem, w, sel, trace, diagonal_only, idx, chunk_size, budget, progress),
+            ntvp_kernel(problem, w, sel, trace, diagonal_only, idx, chunk_size, budget, progress),
             _NOT_FINITE,
         )
 
-    from lossgeometry.kernel.rules.fallback import jacobian_factors
-    from lossgeometry.kernel.structured import Plan, build_plan, chunk_factors
+    from lossgeometry.kernel.structured import Plan, agreed_plan
 
-    plan: Plan | None = build_plan(problem) if meth is KernelMethod.STRUCTURED else None
-    b = _chunk_size(problem, meth, ks, m, chunk_size, budget, plan)
+    plan: Plan | None = agreed_plan(problem) if meth is KernelMethod.STRUCTURED else None
+    if problem.is_data_parallel:
+        from lossgeometry.kernel.sharded import factor_rows
+
+        K = factor_rows(
+            problem, w, plan, sel, trace, diagonal_only, idx, chunk_size, budget, progress,
+            gather=True,
+        )  # fmt: skip
+        return require_finite(K, _NOT_FINITE)
+    b = chunk_size_for(problem, meth, ks, m, chunk_size, budget, plan)
     chunks = [idx[s : s + b] for s in range(0, m, b)]
 
     def factors_of(ci: torch.Tensor) -> list[Factors]:
-        x, _ = problem.batch(problem.check_indices(ci))
-        if plan is None:
-            pdict = problem.param_dict(w)
-            return [jacobian_factors(problem, pdict, problem.param_names, x, sel)]
-        fs, fb = chunk_factors(problem, plan, w, x, sel)
-        fs = fs + ([fb] if fb is not None else [])
-        # one GEMM for all per-sample gradients instead of one per layer
-        mats = [f.P for f in fs if isinstance(f, Materialized)]
-        rest = [f for f in fs if not isinstance(f, Materialized)]
-        return rest + ([Materialized(torch.cat(mats, dim=-1))] if mats else [])
+        return kernel_factors(problem, plan, w, sel, ci)
 
-    def block(FI: list[Factors], FJ: list[Factors], mode: str) -> torch.Tensor:
-        total = None  # the first layer's block, then every other layer added in place
-        for fi, fj in zip(FI, FJ, strict=True):
-            total = fi.block(fj, mode, out=total)  # type: ignore[arg-type]
-        assert total is not None
-        return total
+    block = kernel_block
 
     if diagonal_only:
         mode = "diag_trace" if trace else "diag"
@@ -233,8 +163,8 @@ def tangent_kernel(
     # every entry is written below (blocks I ≤ J and their mirror images): no zero-fill
     K = torch.empty(shape, device=problem.device, dtype=problem.dtype)
     mode = "trace" if trace else "full"
-    factor_bytes = _factor_bytes(problem, meth, plan, ks) * m
-    cache: dict[int, list[Factors]] | None = {} if factor_bytes <= budget // 2 else None
+    cached = factor_bytes(problem, plan, ks) * m
+    cache: dict[int, list[Factors]] | None = {} if cached <= budget // 2 else None
     starts = [s for s in range(0, m, b)]
     pairs = [(I, J) for I in range(len(chunks)) for J in range(I, len(chunks))]
     row_factors: tuple[int, list[Factors]] | None = None
@@ -278,59 +208,3 @@ def tangent_kernel(
             if I != J:
                 K[sj * ks : (sj + bj) * ks, si * ks : (si + bi) * ks] = blk.T
     return require_finite(K, _NOT_FINITE)
-
-
-def _factor_bytes(problem: Problem, meth: KernelMethod, plan: Any, ks: int) -> int:
-    """Estimated bytes of one sample's cached factors."""
-    item = torch.empty((), dtype=problem.dtype).element_size()
-    if plan is None:
-        return ks * problem.p * item
-    per = sum(e.per_sample_elements for e in plan.entries) * ks // max(problem.k, 1)
-    return (per + ks * plan.fallback_size) * item
-
-
-def _ntvp_kernel(
-    problem: Problem,
-    w: torch.Tensor,
-    sel: torch.Tensor | None,
-    trace: bool,
-    diagonal_only: bool,
-    idx: torch.Tensor,
-    chunk_size: int | None,
-    budget: int,
-    progress: bool | None,
-) -> torch.Tensor:
-    """Build K (or its diagonal blocks) column block by column block from ``J(Jᵀ E)``."""
-    from lossgeometry.kernel.ntvp import ntk_operator
-
-    op = ntk_operator(
-        problem, w, chunk_size=chunk_size, outputs=sel if sel is not None else "full", indices=idx
-    )
-    m = idx.numel()
-    ks = op.ks
-    N = m * ks
-    cols = max(1, min(N, 64))
-    if diagonal_only:
-        # per-sample blocks: probe all samples' output a at once, k products in total
-        blocks = torch.zeros(m, ks, ks, device=problem.device, dtype=problem.dtype)
-        for a in progress_bar(range(ks), progress, desc="kernel"):
-            # E: output a of every sample; J(JᵀE) mixes samples, so do one sample per column
-            for s0 in range(0, m, cols):
-                ss = torch.arange(s0, min(s0 + cols, m))
-                E = torch.zeros(N, ss.numel(), device=problem.device, dtype=problem.dtype)
-                E[ss * ks + a, torch.arange(ss.numel())] = 1
-                KE = op.apply(E)  # (N, c)
-                blocks[ss, :, a] = KE.reshape(m, ks, -1)[ss, :, torch.arange(ss.numel())]
-        if trace:
-            return torch.diagonal(blocks, dim1=1, dim2=2).sum(-1)
-        return blocks
-    K = torch.zeros(N, N, device=problem.device, dtype=problem.dtype)
-    for c0 in progress_bar(range(0, N, cols), progress, desc="kernel"):
-        c1 = min(c0 + cols, N)
-        E = torch.zeros(N, c1 - c0, device=problem.device, dtype=problem.dtype)
-        E[torch.arange(c0, c1), torch.arange(c1 - c0)] = 1
-        K[:, c0:c1] = op.apply(E)
-    K = 0.5 * (K + K.T)
-    if trace:
-        return torch.diagonal(K.reshape(m, ks, m, ks), dim1=1, dim2=3).sum(-1)
-    return K
