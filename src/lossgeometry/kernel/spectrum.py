@@ -25,6 +25,14 @@ iterations, products and the true residual norms ``‖K v − λ v‖`` of the r
 a non-converged estimate is visible as such. Expect of the order of ``N/5`` products for
 ``λ_min`` of an ill-conditioned kernel: when the dense kernel fits in memory it is cheaper.
 
+``"sharded"`` runs the same Lanczos on the *dense* kernel held as row blocks
+(:func:`~lossgeometry.kernel.rows.kernel_rows`): on a data-parallel Problem each rank holds the
+rows of its own samples and a product is ``K v = gathered K_{S_r,:} v``, so ``λ_min`` is found
+where the whole kernel does not fit one process but each rank's rows do; each product is a
+matrix-vector product instead of a pass over the data. On one process the block is the whole
+kernel. On a data-parallel Problem ``"auto"`` picks it whenever ``"dense"`` is not chosen and
+the largest rank's rows fit in memory (the limit being the smallest of the ranks').
+
 Normalization: ``K`` is defined on the outputs, independent of the loss reduction; for
 ``L = c · ½‖F − Y‖²`` (``c = problem.loss_scale``) uniform conditioning gives the PL*
 constant ``µ = 2 c λ_min(K)``.
@@ -203,11 +211,14 @@ def kernel_spectrum(
             counts outputs.)
         solver: ``"auto"`` (dense when ``N ≤ DENSE_THRESHOLD`` and it fits in memory, else
             ``"lanczos"``), ``"dense"``, ``"lanczos"`` (thick-restart Lanczos, both ends at
-            once), ``"arpack"`` (SciPy ``eigsh``, one run per end) or ``"lobpcg"``.
+            once), ``"arpack"`` (SciPy ``eigsh``, one run per end), ``"lobpcg"``, or
+            ``"sharded"`` (Lanczos on the dense kernel's row blocks, one block per rank; see
+            the module docstring). On a data-parallel Problem ``"auto"`` takes
+            ``"sharded"`` instead of ``"lanczos"`` when each rank's rows fit in memory.
         tol: matrix-free relative tolerance. ``"lanczos"``: the error bound of every
             returned eigenvalue is ``≤ tol·|λ|`` (relative accuracy, ``λ_min`` included);
             ``"arpack"``: residual ``≤ tol·|θ|``; LOBPCG: residual norm ``≤ tol·λ_max``.
-        outputs: ``"full"``, ``"trace"`` (dense only) or output indices (see
+        outputs: ``"full"``, ``"trace"`` (dense and sharded only) or output indices (see
             :func:`~lossgeometry.kernel.tangent.tangent_kernel`).
         indices: restrict to these samples.
         kernel_method: how the dense kernel is built (``"auto"``, ``"structured"``,

@@ -94,6 +94,14 @@ def tangent_kernel(
     Returns:
         The kernel (or its diagonal blocks) as a tensor on the problem's device and dtype.
 
+    On a data-parallel Problem (:mod:`lossgeometry.distributed`) every rank calls it with the
+    same arguments and gets the same, whole kernel: each rank computes the blocks of its own
+    samples against the others' by exchanging the per-layer factors one chunk at a time
+    (``"structured"``, ``"jacobian"``; :mod:`~lossgeometry.kernel.sharded`) or from the
+    data-parallel NTK operator (``"ntvp"``), and the blocks are gathered. The memory limit is
+    the smallest of the ranks'. For kernels that must not sit whole in one process,
+    :func:`~lossgeometry.kernel.rows.kernel_rows` returns this rank's rows only.
+
     Raises:
         ValueError: an unknown method or outputs spec, a BatchNorm layer in train mode, a
             request that would exceed the memory limit (the message gives the size and
