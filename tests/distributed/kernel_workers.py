@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 import lossgeometry as lg
+from lossgeometry.kernel.structured import agreed_plan
 
 METHODS = ("structured", "jacobian", "ntvp")
 
@@ -28,6 +30,37 @@ def make_problem(n: int, k: int = 2, *, d: int = 16, width: int = 32) -> lg.Prob
 
 SUBSET = [5, 0, 3, 3, 6, 1]
 """A kernel on a subset: unsorted, with a repeated sample, from both ranks' shards."""
+
+
+class TiedWhenLarge(nn.Module):
+    """A dense layer whose weight is also used outside its forward, for large inputs only.
+
+    ``f(x) = W₂ tanh(W₁x + b₁ + 0.1·[max|x| > 5]·W₁x)``: the structured rule of ``W₁`` holds
+    for small samples and fails its check on large ones, so ranks holding different samples
+    disagree about it unless they agree on one plan.
+    """
+
+    def __init__(self, d: int = 4, width: int = 6, k: int = 2) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.lin = nn.Linear(d, width).double()
+        self.out = nn.Linear(width, k).double()
+        with torch.no_grad():
+            for t in self.parameters():
+                t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float64) / 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        large = (x.abs().amax(dim=1, keepdim=True) > 5).to(x.dtype)
+        tied = nn.functional.linear(x, self.lin.weight)
+        return self.out(torch.tanh(self.lin(x) + 0.1 * large * tied))
+
+
+def tied_problem(n: int = 7) -> lg.Problem:
+    """Samples 0–3 (rank 0's of 7) small, samples 4–6 (rank 1's) large."""
+    g = torch.Generator().manual_seed(5)
+    X = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    X[4:] *= 20
+    return lg.Problem(TiedWhenLarge(), X, torch.zeros(n, 2, dtype=torch.float64))
 
 
 def kernels(rank: int | None, n: int = 7, k: int = 2) -> dict[str, Any]:
@@ -60,6 +93,16 @@ def kernels(rank: int | None, n: int = 7, k: int = 2) -> dict[str, Any]:
     out["ntk_V"] = lg.ntk_operator(problem, w) @ V
     rows = lg.kernel.kernel_rows(problem, w)
     out["sharded_V"] = rows.operator(problem) @ V
+    # samples of rank 0 only: rank 1 holds none of them (an empty block of rows)
+    out["rank0_only"] = lg.tangent_kernel(problem, w, indices=[2, 0])
+    out["rank0/rows_subset"] = lg.kernel.kernel_rows(problem, w, indices=[2, 0]).K
+    # 3 samples: rank 1 holds a single one (its plan is checked on that sample twice)
+    small = lg.distributed.shard(make_problem(3, k=k))
+    out["one_sample_rank"] = lg.tangent_kernel(small, chunk_size=1)
+    tied = lg.distributed.shard(tied_problem())
+    for meth in ("structured", "jacobian"):
+        out[f"tied/{meth}"] = lg.tangent_kernel(tied, method=meth, chunk_size=2)
+    out["tied/fallback"] = float("lin" in agreed_plan(tied).reasons)
     return out
 
 
