@@ -12,7 +12,8 @@ its memory budget, one chunk of them, recomputed per block) and one chunk of ano
   ``r`` computes the blocks ``(r, q)`` of :func:`~lossgeometry.kernel.exchange.pair_schedule`
   (each pair of ranks once, balanced) and writes each with its mirror image, into a zero
   kernel; the ranks' kernels are summed (each entry comes from one rank: exact), so every
-  rank holds the same, exactly symmetric tensor. Memory per rank: the ``N × N`` kernel.
+  rank holds the same tensor, its blocks between two ranks exact mirror images. Memory per
+  rank: the ``N × N`` kernel.
 * ``gather=False`` (this rank's rows, ``lg.kernel.kernel_rows``): rank ``r`` computes
   ``K[S_r, :]`` against every rank's samples; memory per rank ``|S_r|·ks × N``.
 
