@@ -84,6 +84,17 @@ def test_lobpcg_end_matches_eigvalsh():
     assert iters < 300
 
 
+def test_lobpcg_end_on_a_small_problem_scipy_solves_densely():
+    # n < 5 b: SciPy solves densely and returns no history (this used to crash unpacking it)
+    M = sym(8, torch.tensor([5.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.5, 0.25]), seed=1)
+    X = np.random.default_rng(0).standard_normal((8, 2))
+    vals, vecs, iters = lobpcg_end(as_torch_operator(M), X, largest=False, tol=1e-10, maxiter=50)
+    np.testing.assert_allclose(np.sort(vals), [0.25, 0.5], rtol=1e-8)
+    Md = M.double().numpy()
+    np.testing.assert_allclose(Md @ vecs, vecs * vals[None, :], atol=1e-8)
+    assert iters == 0
+
+
 def test_symmetric_dense_and_the_threshold():
     M = torch.randn(6, 6, dtype=torch.float64)
     D = symmetric_dense(as_torch_operator(M + M.T + 1e-9 * torch.triu(M)))

@@ -152,13 +152,16 @@ def lobpcg_end(
         M: a preconditioner (an operator approximating ``A⁻¹``), or ``None``.
 
     Returns:
-        ``(values, vectors, iterations)`` in LOBPCG's order.
+        ``(values, vectors, iterations)`` in LOBPCG's order (0 iterations when SciPy solved a
+        small problem, ``n < 5 b``, densely).
     """
     from scipy.sparse.linalg import lobpcg
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        vals, vecs, hist = lobpcg(
+        out = lobpcg(
             A, X, M=M, largest=largest, tol=tol, maxiter=maxiter, retResidualNormsHistory=True
         )
-    return vals, vecs, len(hist)
+    # SciPy solves a small problem (n < 5 b) densely and then returns no history: 0 iterations
+    vals, vecs = out[0], out[1]
+    return vals, vecs, (len(out[2]) if len(out) > 2 else 0)
