@@ -34,6 +34,7 @@ FACTORY = '''
 import os
 import signal
 import sys
+import time
 
 import ray
 import torch
@@ -42,7 +43,7 @@ from torch import nn
 
 def make(width, d_in, d_out, record, mode="ok", seed=0):
     """An MLP; notes each call in `record`. While `record`.broken exists, mode "raise"
-    raises and mode "die" kills its own process."""
+    raises, mode "die" kills its own process and mode "sleep" sleeps for a minute."""
     gcs, cpus = "-", 0.0
     if ray.is_initialized():
         ctx = ray.get_runtime_context()
@@ -59,6 +60,8 @@ def make(width, d_in, d_out, record, mode="ok", seed=0):
             raise RuntimeError("the factory fails on purpose")
         if mode == "die":
             os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "sleep":
+            time.sleep(60)
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(d_in, width), nn.Tanh(), nn.Linear(width, d_out))
 '''
@@ -136,6 +139,15 @@ def _seeded(metrics: dict) -> dict:
     out = {k: v for k, v in metrics.items() if "wall_time" not in k}
     assert "training.loss_final" in out
     return out
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _wait_unheld(dirs: list[Path], timeout: float = 60.0) -> None:
@@ -261,6 +273,37 @@ def test_failing_and_dying_points_are_recorded_and_retried(tmp_path, cluster):
         assert (out / r.name / "done.json").exists() and not (out / r.name / "error.json").exists()
 
 
+def test_ctrl_c_cancels_the_runs_in_flight(tmp_path, cluster, monkeypatch):
+    """Ctrl-C in the driver (here: after the first finished run) ends the Ray task of the
+    run still in flight at once, which would otherwise sleep on for a minute."""
+    fac = _factory(tmp_path)
+    record = tmp_path / "calls.txt"
+    Path(f"{record}.broken").touch()
+    save = SweepResult.save
+
+    def save_then_interrupt(self, path):
+        save(self, path)
+        if any(r.status == "done" for r in self.runs):
+            deadline = time.monotonic() + 60
+            while "sleep" not in [c["mode"] for c in _calls(record)]:  # it is in flight
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(SweepResult, "save", save_then_interrupt)
+    out = tmp_path / "sw"
+    grid = {"model.kwargs.mode": ["ok", "sleep"]}
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        lg.sweep(_config(fac, record), grid, out, workers=2, backend="ray", progress=False)
+    (sleeper,) = [c["pid"] for c in _calls(record) if c["mode"] == "sleep"]
+    while _alive(sleeper):  # its worker process is killed
+        assert time.monotonic() - t0 < 30, "the run in flight was not cancelled"
+        time.sleep(0.05)
+    assert (out / "mode=ok" / "done.json").exists()
+    assert not (out / "mode=sleep" / "done.json").exists()
+
+
 def test_point_of_two_ranks(tmp_path, cluster):
     """ranks_per_point=2: two Ray Train workers in one gloo group; rank 0 alone runs today's
     one-process job and writes the records."""
@@ -286,3 +329,23 @@ def test_point_of_two_ranks(tmp_path, cluster):
     assert local.ok
     for k, v in _seeded(local.runs[0].metrics).items():
         assert run.metrics[k] == pytest.approx(v, rel=1e-5, nan_ok=True), k
+
+
+@pytest.mark.slow
+def test_point_of_two_ranks_whose_rank_dies_is_recorded_as_failed(tmp_path, cluster):
+    """Rank 0 kills its own process: Ray Train restarts the group RAY_MAX_RETRIES = 1 time,
+    then the point is recorded as failed (no hang); the next call retries it."""
+    fac = _factory(tmp_path)
+    record = tmp_path / "calls.txt"
+    Path(f"{record}.broken").touch()
+    out = tmp_path / "sw"
+    cfg = _config(fac, record, mode="die")
+    res = lg.sweep(cfg, {"seed": [0]}, out, ranks_per_point=2, progress=False)
+    (run,) = res.runs
+    assert run.status == "failed" and "Error" in run.error
+    err = json.loads((out / "seed=0" / "error.json").read_text())
+    assert err["error"] == run.error and not (out / "seed=0" / "done.json").exists()
+    assert [c["mode"] for c in _calls(record)] == ["die", "die"]
+    Path(f"{record}.broken").unlink()
+    again = lg.sweep(cfg, {"seed": [0]}, out, ranks_per_point=2, progress=False)
+    assert again.runs[0].status == "done" and len(_calls(record)) == 3

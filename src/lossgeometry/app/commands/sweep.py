@@ -83,8 +83,8 @@ def sweep_command(
     backend: Annotated[
         str | None,
         typer.Option(
-            help="local, or ray (pip install 'lossgeometry[ray]'). Default: ray with "
-            "--ray-address or --ranks-per-point > 1, else local.",
+            help="local, or ray (Ray tasks; needs the ray extra of lossgeometry). "
+            "Default: ray with --ray-address or --ranks-per-point > 1, else local.",
             show_default=False,
         ),
     ] = None,

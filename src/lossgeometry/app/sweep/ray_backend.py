@@ -38,10 +38,23 @@ from lossgeometry.app.sweep.backends import _cores, threads_per_worker
 from lossgeometry.app.sweep.execute import Task, crashed, execute, execute_rank, outcome, prepare
 from lossgeometry.app.sweep.result import SweepRun
 
-__all__ = ["RAY_MAX_RETRIES", "TRAIN_STORAGE", "connect", "import_ray", "run_ranks", "run_ray"]
+__all__ = [
+    "RAY_MAX_RETRIES",
+    "TRAIN_ENV",
+    "TRAIN_STORAGE",
+    "connect",
+    "import_ray",
+    "run_ranks",
+    "run_ray",
+]
 
 RAY_MAX_RETRIES = 1
 """How often Ray reruns a point whose worker process died (not one whose job raised)."""
+
+TRAIN_ENV = {"RAY_TRAIN_V2_ENABLED": "1"}
+"""The environment of the task that launches a multi-rank point: Ray Train V2, whose
+``TorchTrainer`` runs from inside a Ray task with a controller that takes no CPU (the
+default from Ray 2.51 on; asked for explicitly so a cluster's own setting cannot change it)."""
 
 TRAIN_STORAGE = ".ray_train"
 """Ray Train's storage directory of a multi-rank point, under the sweep directory (removed
@@ -98,7 +111,9 @@ def run_ray(ray: Any, tasks: list[Task], workers: int, ranks: int = 1) -> Iterat
     if ranks == 1:
         remote = ray.remote(num_cpus=threads, max_retries=RAY_MAX_RETRIES)(execute)
     else:  # the launcher only waits on the ranks, which hold the CPUs
-        remote = ray.remote(num_cpus=0, max_retries=RAY_MAX_RETRIES)(run_ranks)
+        remote = ray.remote(
+            num_cpus=0, max_retries=RAY_MAX_RETRIES, runtime_env={"env_vars": TRAIN_ENV}
+        )(run_ranks)
     pending = [dataclasses.replace(t, threads=threads, ranks=ranks) for t in tasks]
     in_flight: dict[Any, Task] = {}
     try:
