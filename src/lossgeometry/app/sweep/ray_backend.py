@@ -57,8 +57,9 @@ TRAIN_ENV = {"RAY_TRAIN_V2_ENABLED": "1"}
 default from Ray 2.51 on; asked for explicitly so a cluster's own setting cannot change it)."""
 
 TRAIN_STORAGE = ".ray_train"
-"""Ray Train's storage directory of a multi-rank point, under the sweep directory (removed
-after the point); Ray Train writes only a marker there (the sweep reports no checkpoints)."""
+"""Ray Train's storage directory, under the sweep directory (shared by the nodes): one folder
+per multi-rank point, removed after it; Ray Train writes only a marker there (the sweep
+reports no checkpoints)."""
 
 
 def import_ray() -> Any:
