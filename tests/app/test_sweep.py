@@ -421,61 +421,31 @@ def test_job_run_experiment(tmp_path):
 # --- Ray -------------------------------------------------------------------------------------
 def test_ray_backend_missing_gives_install_hint(tiny, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
-    with pytest.raises(ImportError, match="pip install ray"):
+    with pytest.raises(ImportError, match=r"pip install 'lossgeometry\[ray\]'"):
         lg.sweep(tiny, {"seed": [0]}, tmp_path / "sw", backend="ray")
     assert not (tmp_path / "sw").exists()
     res = runner.invoke(
         app, ["sweep", "-c", str(tiny), "--grid", "seed=0", "--backend", "ray", "-o", "x"]
     )
-    assert res.exit_code == 2 and "pip install ray" in res.output
+    assert res.exit_code == 2 and "pip install 'lossgeometry[ray]'" in " ".join(res.output.split())
 
 
-def test_ray_backend_runs_the_same_tasks_through_a_stub(tiny, tmp_path, monkeypatch, fake_job):
-    """The Ray adapter (remote, wait, get, at most `workers` in flight) with a stand-in Ray."""
-    log: dict[str, list] = {"in_flight": [], "num_cpus": []}
-    ray = types.ModuleType("ray")
-    state = {"init": False, "pending": []}
-    ray.is_initialized = lambda: state["init"]
-    ray.init = lambda: state.update(init=True)
-    cpus = 2 * torch.get_num_threads()  # 2 workers → this process's own thread count
-    ray.cluster_resources = lambda: {"CPU": float(cpus)}
-
-    def remote(num_cpus):
-        log["num_cpus"].append(num_cpus)
-
-        def deco(fn):
-            def submit(task):
-                ref = object()
-                state["pending"].append(ref)
-                log["in_flight"].append(len(state["pending"]))
-                state[ref] = (fn, task)
-                return ref
-
-            return types.SimpleNamespace(remote=submit)
-
-        return deco
-
-    def wait(refs, num_returns):
-        assert num_returns == 1
-        return refs[:1], refs[1:]
-
-    def get(ref):
-        state["pending"].remove(ref)
-        fn, task = state.pop(ref)
-        return fn(task)
-
-    ray.remote, ray.wait, ray.get = remote, wait, get
-    monkeypatch.setitem(sys.modules, "ray", ray)
-    grid = {"seed": [0, 1, 2]}
-    res = lg.sweep(tiny, grid, tmp_path / "ray", backend="ray", workers=2, progress=False)
-    local = lg.sweep(tiny, grid, tmp_path / "local", progress=False)
-    assert state["init"] and log["num_cpus"] == [threads_per_worker(2, cpus)]
-    assert max(log["in_flight"]) == 2  # never more than `workers` tasks at once
-    assert [r.status for r in res.runs] == ["done"] * 3
-    assert [r.metrics for r in res.runs] == [r.metrics for r in local.runs]
-    assert json.loads((tmp_path / "ray" / "seed=2" / "done.json").read_text())["metrics"] == {
-        "fake.width_times_seed": 36
-    }
+def test_options_that_run_on_ray_need_backend_ray(tiny, tmp_path):
+    out = tmp_path / "never"
+    for kw, msg in (
+        ({"ranks_per_point": 0}, "ranks_per_point must be a positive integer"),
+        ({"ranks_per_point": True}, "ranks_per_point must be a positive integer"),
+        ({"backend": "local", "ranks_per_point": 2}, "use backend='ray'"),
+        ({"backend": "local", "ray_address": "auto"}, "use backend='ray'"),
+    ):
+        with pytest.raises(ValueError, match=msg):
+            lg.sweep(tiny, {"seed": [0]}, out, progress=False, **kw)
+    args = ["sweep", "-c", str(tiny), "-g", "seed=0", "-o", str(out), "--backend", "local"]
+    res = runner.invoke(app, [*args, "--ray-address", "auto"])
+    assert res.exit_code == 2 and "use backend='ray'" in res.output
+    res = runner.invoke(app, [*args, "--ranks-per-point", "0"])
+    assert res.exit_code == 2 and "--ranks-per-point" in res.output
+    assert not out.exists()
 
 
 # --- the command line -------------------------------------------------------------------------

@@ -80,7 +80,32 @@ def sweep_command(
     workers: Annotated[
         int, typer.Option(min=1, help="Runs at the same time (a process pool when > 1).")
     ] = 1,
-    backend: Annotated[str, typer.Option(help="local, or ray (pip install ray).")] = "local",
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="local, or ray (Ray tasks; needs the ray extra of lossgeometry). "
+            "Default: ray with --ray-address or --ranks-per-point > 1, else local.",
+            show_default=False,
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Join this Ray cluster: auto (the one `ray start --head` started on this "
+            "machine) or HOST:PORT of its head. Default: start a local Ray instance.",
+            show_default=False,
+        ),
+    ] = None,
+    ranks_per_point: Annotated[
+        int,
+        typer.Option(
+            "--ranks-per-point",
+            min=1,
+            help="Run each point as N torch.distributed ranks (Ray Train's TorchTrainer, "
+            "gloo); rank 0 writes the run's files.",
+        ),
+    ] = 1,
     resume: Annotated[
         bool,
         typer.Option(
@@ -95,7 +120,9 @@ def sweep_command(
 
     Each run writes OUT/NAME/ (NAME from its values, e.g. width=64,seed=0) with its
     config.json and outputs; OUT/sweep.json holds the table. Rerunning skips finished runs
-    and retries failed ones. Exits with status 1 if any run failed.
+    and retries failed ones. Exits with status 1 if any run failed. On a Ray cluster
+    (`ray start --head` on the head node, then --ray-address auto) OUT must be a directory
+    every node can write.
     """
     from lossgeometry.app.outdir import OutputDirBusy
     from lossgeometry.app.sweep.core import sweep
@@ -120,8 +147,10 @@ def sweep_command(
             backend=backend,  # type: ignore[arg-type]
             resume=resume,
             progress=progress,
+            ray_address=ray_address,
+            ranks_per_point=ranks_per_point,
         )
-    except (ImportError, OutputDirBusy) as e:  # backend="ray" without ray; `out` is taken
+    except (ImportError, OutputDirBusy, ConnectionError) as e:  # no ray; `out` taken; no cluster
         fail(str(e))
         raise  # unreachable
     show(result.rich_table())

@@ -27,6 +27,9 @@ True
 Each grid point gets its own directory (``width=64,seed=0``) with the merged config, the
 job's outputs and a ``done.json``; a second call skips finished runs and retries failed ones.
 The command line is ``lossgeometry sweep`` (:mod:`lossgeometry.app.commands.sweep`).
+``ray_address="auto"`` runs the points as Ray tasks on the cluster that ``ray start --head``
+started, ``ranks_per_point=N`` each point as N torch.distributed ranks (Ray Train); what a
+retry is there: :mod:`lossgeometry.app.sweep.ray_backend`.
 """
 
 from lossgeometry.app.sweep.core import sweep, threads_per_worker

@@ -22,7 +22,8 @@ report section (``results.json`` → ``sections.NAME.summary``, as ``NAME.KEY``)
 ``job="run"`` the summary the experiment returns. The grid itself (base config, key checks,
 names) is :mod:`lossgeometry.app.sweep.grid`; what one run does,
 :mod:`lossgeometry.app.sweep.jobs`; one run in a process, :mod:`lossgeometry.app.sweep.execute`;
-where runs execute, :mod:`lossgeometry.app.sweep.backends`.
+where runs execute, :mod:`lossgeometry.app.sweep.backends` and (Ray, retries, multi-rank
+points) :mod:`lossgeometry.app.sweep.ray_backend`.
 """
 
 from __future__ import annotations
@@ -36,14 +37,7 @@ from typing import Any
 
 from lossgeometry._progress import progress_bar
 from lossgeometry.app.outdir import claim
-from lossgeometry.app.sweep.backends import (
-    BACKENDS,
-    Backend,
-    import_ray,
-    run_local,
-    run_ray,
-    threads_per_worker,
-)
+from lossgeometry.app.sweep.backends import BACKENDS, Backend, run_local, threads_per_worker
 from lossgeometry.app.sweep.execute import Task, done_record
 from lossgeometry.app.sweep.grid import (
     GridPoint,
@@ -54,6 +48,7 @@ from lossgeometry.app.sweep.grid import (
     run_name,
 )
 from lossgeometry.app.sweep.jobs import JOB_FUNCTIONS, JOBS, Job, analyze_metrics
+from lossgeometry.app.sweep.ray_backend import connect, import_ray, run_ray
 from lossgeometry.app.sweep.result import SweepResult, SweepRun
 
 __all__ = [
@@ -79,9 +74,11 @@ def sweep(
     *,
     job: Job = "analyze",
     workers: int = 1,
-    backend: Backend = "local",
+    backend: Backend | None = None,
     resume: bool = True,
     progress: bool | None = None,
+    ray_address: str | None = None,
+    ranks_per_point: int = 1,
 ) -> SweepResult:
     """Run ``job`` once for every point of ``grid`` (cartesian product) applied to ``config``.
 
@@ -103,10 +100,20 @@ def sweep(
             (torch threads untouched); more uses a process pool (spawn) with
             ``max(1, cores // workers)`` torch threads per worker.
         backend: ``"local"`` (this machine) or ``"ray"`` (Ray tasks, at most ``workers``
-            at a time; needs ``pip install ray`` and an ``out`` every node can write).
+            at a time; needs ``pip install 'lossgeometry[ray]'`` and an ``out`` every node
+            can write). Default: ``"ray"`` when ``ray_address`` or ``ranks_per_point > 1``
+            is given, else ``"local"``.
         resume: skip runs that finished earlier with the same merged config (their
             ``done.json``); ``False`` reruns everything from scratch.
         progress: a progress bar over the runs (default: on a terminal).
+        ray_address: the Ray cluster to join, as ``ray.init(address=...)``: ``"auto"``
+            (the one ``ray start --head`` started on this machine) or ``"HOST:PORT"`` of
+            its head. ``None`` starts a local Ray instance (or joins ``$RAY_ADDRESS``); a
+            process already connected to Ray keeps its connection.
+        ranks_per_point: run each point as this many torch.distributed ranks (Ray Train's
+            ``TorchTrainer``, a ``gloo`` process group, ``max(1, cpus // (workers * N))``
+            CPUs each); rank 0 writes the run's records. See
+            :mod:`lossgeometry.app.sweep.ranks` for what each rank computes.
 
     Returns:
         A :class:`SweepResult`, also saved as ``out/sweep.json``. Failed runs are in it with
@@ -120,24 +127,53 @@ def sweep(
             or cannot be written.
         lossgeometry.app.outdir.OutputDirBusy: another sweep (or run) holds ``out``.
         FileNotFoundError: the config file does not exist.
-        ImportError: ``backend="ray"`` without Ray installed.
+        ImportError: ``backend="ray"`` without Ray installed (``ranks_per_point > 1``:
+            without Ray Train).
+        ConnectionError: no Ray cluster answers at ``ray_address``.
 
     Note:
         With ``workers > 1`` runs execute in fresh interpreter processes: in a script, call
-        ``sweep`` under ``if __name__ == "__main__":``.
+        ``sweep`` under ``if __name__ == "__main__":``. On Ray, a Python exception in a
+        job fails the point (retried by the next call), a worker that dies is rerun by Ray
+        (:mod:`lossgeometry.app.sweep.ray_backend`).
     """
     if job not in JOBS:
         raise ValueError(f"job must be one of {list(JOBS)}, got {job!r}")
+    _positive("workers", workers)
+    _positive("ranks_per_point", ranks_per_point)
+    if backend is None:
+        backend = "ray" if ray_address is not None or ranks_per_point > 1 else "local"
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if backend != "ray" and (ray_address is not None or ranks_per_point > 1):
+        raise ValueError("ray_address and ranks_per_point > 1 run on Ray: use backend='ray'")
     ray = import_ray() if backend == "ray" else None
+    if ranks_per_point > 1:
+        _import_ray_train()
     base = load_base_config(config, job)
     grid_lists = check_grid(base, grid, job)
     points = expand_grid(base, grid_lists, job)
+    if ray is not None:
+        connect(ray, ray_address)
     with claim(out, "sweep") as out_dir:
-        return _run(points, grid_lists, base, out_dir, job, workers, ray, resume, progress)
+        return _run(
+            points, grid_lists, base, out_dir, job, workers, ray, ranks_per_point, resume, progress
+        )
+
+
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _import_ray_train() -> None:
+    try:
+        import ray.train.torch  # noqa: F401
+    except ImportError as e:
+        raise ImportError(
+            f"ranks_per_point > 1 runs each point with Ray Train, which does not import ({e}): "
+            "pip install 'lossgeometry[ray]' (or pip install 'ray[train]')"
+        ) from e
 
 
 def _run(
@@ -148,6 +184,7 @@ def _run(
     job: Job,
     workers: int,
     ray: Any,
+    ranks: int,
     resume: bool,
     progress: bool | None,
 ) -> SweepResult:
@@ -184,7 +221,7 @@ def _run(
         )
 
     snapshot().save(out / "sweep.json")
-    finished = run_local(tasks, workers) if ray is None else run_ray(ray, tasks, workers)
+    finished = run_local(tasks, workers) if ray is None else run_ray(ray, tasks, workers, ranks)
     bar = progress_bar(
         finished,
         progress,
@@ -193,9 +230,12 @@ def _run(
         desc=f"sweep {out.name}",
         unit="run",
     )
-    for run in bar:
-        runs[run.name] = run
-        snapshot().save(out / "sweep.json")
+    try:
+        for run in bar:
+            runs[run.name] = run
+            snapshot().save(out / "sweep.json")
+    finally:  # on Ctrl-C: the backend stops its workers (Ray: cancels its tasks) now
+        finished.close()
     result = snapshot()
     result.save(out / "sweep.json")
     return result
