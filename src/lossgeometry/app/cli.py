@@ -26,6 +26,7 @@ from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
     ProgressOpt,
+    TimeoutOpt,
     TrustOpt,
     cli_errors,
     fail,
@@ -76,14 +77,28 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_ONE_PROCESS = ("run", "sweep")
+"""Commands that run grids of their own: under torchrun they are refused (one process)."""
+
+
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     """Loss-landscape geometry of over-parameterized models."""
+    from lossgeometry.distributed import in_torchrun
+
+    if ctx.invoked_subcommand in _ONE_PROCESS and in_torchrun():
+        fail(
+            f"`lossgeometry {ctx.invoked_subcommand}` runs on one process (its grid points "
+            "are separate runs): start it without torchrun; `analyze` and the measuring "
+            "commands (kernel, hessian, certify, alphabeta, manifold, surface) run under "
+            "torchrun"
+        )
 
 
 @app.command()
@@ -107,6 +122,7 @@ def analyze(
     ] = True,
     progress: ProgressOpt = None,
     trust_config: TrustOpt = False,
+    timeout: TimeoutOpt = None,
     tensorboard: Annotated[
         Path | None,
         typer.Option(
@@ -130,21 +146,31 @@ def analyze(
 
     While it runs, a partial page of this run is in OUT/.staging/index.html (updated after
     each section); the report in OUT is replaced whole when the run ends.
+
+    Under torchrun (torchrun --nproc-per-node N -m lossgeometry analyze ...) every rank runs
+    the sections, rank 0 alone writes OUT; results.json records world_size
+    (docs/distributed.md).
     """
+    from lossgeometry.app.launch import start
     from lossgeometry.app.outdir import OutputDirBusy
     from lossgeometry.app.report.build import build_report
     from lossgeometry.app.report.export import export_report
+    from lossgeometry.distributed import DistributedError
 
     listed = [s.strip() for s in sections.split(",") if s.strip()] if sections else None
     cfg = load_cli_config(config, model, listed, trust=trust_config)
+    ranks = start(cfg.device, timeout)
     try:
-        index = build_report(cfg, out, resume=resume, progress=progress, log=say)
+        index = build_report(cfg, out, resume=resume, progress=progress, log=say, ranks=ranks)
     except OutputDirBusy as e:  # another run writes into `out`: nothing was touched
         fail(str(e))
         raise  # unreachable
+    except DistributedError:  # another rank stopped: cli_errors says so
+        raise
     except RuntimeError as e:  # sections failed; the report exists and shows the errors
-        say(e, label="[bold red]error:[/]")
-        raise typer.Exit(code=1) from None
+        fail(str(e), code=1)
+    if not ranks.is_main:
+        return
     say(index.resolve(), label="[bold green]report:[/]")
     if tensorboard is not None or jsonl is not None:
         for where in export_report(out, tensorboard=tensorboard, jsonl=jsonl):
@@ -162,8 +188,22 @@ def list_sections() -> None:
 
 
 def main() -> None:
-    """Entry point of the ``lossgeometry`` console script."""
-    app()
+    """Entry point of the ``lossgeometry`` console script (and of ``python -m lossgeometry``).
+
+    A command that ends normally ends the process group it started under torchrun; after a
+    failure the process leaves without waiting for the others (its error on standard error,
+    which a rank other than 0 has muted while it ran).
+    """
+    from lossgeometry.app.launch import stop, unmute
+
+    try:
+        app(prog_name="lossgeometry")
+    except SystemExit as e:
+        if e.code in (None, 0):
+            stop()
+        raise
+    finally:
+        unmute()
 
 
 @app.command("run")

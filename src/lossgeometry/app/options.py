@@ -41,6 +41,14 @@ ProgressOpt = Annotated[
         ),
     ),
 ]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Under torchrun: seconds each rank waits for the others (to join, and in every "
+        "exchange) before it stops with an error (default: 300). Ignored on one process.",
+    ),
+]
 TrustOpt = Annotated[
     bool,
     typer.Option(
@@ -80,13 +88,17 @@ def show(renderable: Any, *, err: bool = False) -> None:
     Console(stderr=err, markup=False).print(renderable)
 
 
-def fail(msg: str) -> None:
-    """Print a clear error and exit with status 2 (no traceback).
+def fail(msg: str, code: int = 2) -> None:
+    """Print a clear error and exit with status ``code`` (no traceback).
 
-    The message is printed as is: ``[train] stpes`` is text, not console markup.
+    The message is printed as is: ``[train] stpes`` is text, not console markup. Under
+    torchrun it starts with the rank (``rank 1 of 2: ...``), as every rank prints its own.
     """
-    say(msg, label="[bold red]error:[/]")
-    raise typer.Exit(code=2)
+    from lossgeometry.app.launch import rank_prefix, unmute
+
+    unmute()  # a rank other than 0 prints its own error
+    say(rank_prefix() + msg, label="[bold red]error:[/]")
+    raise typer.Exit(code=code)
 
 
 def load_cli_config(
@@ -135,13 +147,20 @@ def cli_errors(fn: Any) -> Any:
     """Decorator: the library's ValueError/TypeError and file-system errors become clean exits.
 
     One line on stderr, status 2, no traceback; the message is printed as text (:func:`fail`).
+    Under torchrun, a failure of the other ranks (:class:`~lossgeometry.distributed.
+    DistributedError`: one raised, died or did not answer within ``--timeout``) is one line
+    too, with status 1.
     """
     import functools
+
+    from lossgeometry.distributed import DistributedError
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except DistributedError as e:
+            fail(str(e), code=1)
         except (ValueError, TypeError) as e:
             fail(str(e))
         except OSError as e:  # a missing file, a read-only or full disk, a file as --out

@@ -19,12 +19,18 @@ from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
     ProgressOpt,
+    TimeoutOpt,
     TrustOpt,
     cli_errors,
     load_cli_config,
     show,
 )
 from lossgeometry.conditions.alphabeta_study import AlphaBetaOptions as AO
+
+DATA_PARALLEL = False
+"""Whether the α-β study (its training runs and records) runs on this rank's shard under
+torchrun (``False``: on the whole Problem on every rank, until the records are
+data-parallel)."""
 
 EXAMPLE_ALPHA_MAX = 5.0
 """Heatmap range of ``--example`` without ``--alpha-max``: the analytic examples' pairs."""
@@ -90,6 +96,7 @@ def alphabeta_command(
     ] = Path("alphabeta"),
     progress: ProgressOpt = None,
     trust_config: TrustOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """The α-β-condition, Aiming and PL along a training run (or on an analytic example)."""
     import matplotlib
@@ -99,10 +106,10 @@ def alphabeta_command(
     from rich.console import Console
     from rich.table import Table
 
+    from lossgeometry.app.launch import start
     from lossgeometry.results import atomic_write_json
 
     console = Console(markup=False)  # every line below is text (paths, names)
-    out.mkdir(parents=True, exist_ok=True)
     opts = study_options(
         AO,
         f_star=f_star,
@@ -112,24 +119,29 @@ def alphabeta_command(
         alpha_max=alpha_max,
         grid=grid,
     )
-    if example is not None:
-        _example(example, opts, out, console)
+    if example is not None:  # analytic: rank 0 alone under torchrun
+        if start(None, timeout).is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            _example(example, opts, out, console)
         return
 
-    from lossgeometry.app.config import setup
     from lossgeometry.conditions.alphabeta_study import alphabeta_study
     from lossgeometry.curvature.stepsize import auto_lr
 
     cfg = load_cli_config(config, model, trust=trust_config)
-    s = setup(cfg, do_train=False, progress=progress)
+    ranks = start(cfg.device, timeout)
+    ranks.on_main(lambda: out.mkdir(parents=True, exist_ok=True))
+    progress = ranks.progress(progress)
+    s = ranks.setup(cfg, do_train=False, progress=progress)
+    problem = ranks.problem_for(s.problem, DATA_PARALLEL)
     tcfg = cfg["train"]
     if lr is None:
         lr = float(tcfg.get("lr", 0.1))
         if optimizer is None and tcfg.get("lr_scale") == "auto":
-            lr *= auto_lr(s.problem, s.w0, seed=int(cfg.get("seed", 0)))
+            lr *= auto_lr(problem, s.w0, seed=int(cfg.get("seed", 0)))
     bs = tcfg.get("batch_size") if batch_size is None else batch_size
     study = alphabeta_study(
-        s.problem,
+        problem,
         optimizer or tcfg.get("optimizer", "gd"),
         int(steps if steps is not None else tcfg.get("steps", 100)),
         int(bs) if bs else None,
@@ -139,9 +151,15 @@ def alphabeta_command(
         options=opts,
         progress=progress,
     )
+    if not ranks.is_main:  # rank 0 writes and prints
+        return
     trace, pair, margin_ = study.trace, study.smallest_pair, opts.margin
     trace.save(out / "trace.json")
-    summary: dict[str, Any] = {"problem": s.problem.summary(), **trace.summary(margin_)}
+    summary: dict[str, Any] = {
+        "problem": s.problem.summary(),
+        "world_size": ranks.world_size,
+        **trace.summary(margin_),
+    }
     summary["smallest_pair"] = None if pair is None else {"alpha": pair[0], "beta": pair[1]}
     summary["study"] = study.summary()
     fig, axes = plt.subplots(

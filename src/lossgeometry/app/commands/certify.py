@@ -17,6 +17,7 @@ from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
     ProgressOpt,
+    TimeoutOpt,
     TrustOpt,
     cli_errors,
     console,
@@ -25,6 +26,11 @@ from lossgeometry.app.options import (
     show,
 )
 from lossgeometry.conditions.plstar_study import PLStarOptions as PO
+
+DATA_PARALLEL = False
+"""Whether :func:`~lossgeometry.conditions.plstar_study.plstar_study` runs on this rank's shard
+under torchrun (``False``: on the whole Problem on every rank, until the PL* certificate is
+data-parallel)."""
 
 
 @cli_errors
@@ -94,6 +100,7 @@ def certify_command(
     ] = Path("certificate.json"),
     progress: ProgressOpt = None,
     trust_config: TrustOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Estimate µ = min λ_min(K), L_F and β_F in a ball around w0 and certify GD (PL*).
 
@@ -104,7 +111,7 @@ def certify_command(
     """
     from rich.table import Table
 
-    from lossgeometry.app.config import setup
+    from lossgeometry.app.launch import start
     from lossgeometry.conditions.plstar_sgd import sgd_step_size
     from lossgeometry.conditions.plstar_study import plstar_study
     from lossgeometry.results import atomic_write_json
@@ -120,12 +127,18 @@ def certify_command(
         certified_gd_steps=gd_steps,
         seed=int(cfg.get("seed", 0)) if seed is None else seed,
     )
-    s = setup(cfg, do_train=train, progress=progress)
-    pb = s.problem
+    ranks = start(cfg.device, timeout)
+    progress = ranks.progress(progress)
+    s = ranks.setup(cfg, do_train=train, progress=progress)
+    pb = ranks.problem_for(s.problem, DATA_PARALLEL)
     study = plstar_study(pb, s.w0, trajectory=s.trajectory, options=opts, progress=progress)
     cert = study.certificate
+    step = sgd_step_size(pb, cert, sgd_batch) if sgd_batch is not None and cert.mu > 0 else None
+    if not ranks.is_main:  # rank 0 writes and prints
+        return
     results: dict[str, Any] = {
-        "problem": pb.summary(),
+        "problem": s.problem.summary(),
+        "world_size": ranks.world_size,
         "options": opts.to_dict(),
         "certificate": cert.to_dict(),
         "summary": study.summary(),
@@ -147,8 +160,7 @@ def certify_command(
     elif opts.certified_gd_steps > 0:
         table.add_row("CertifiedGD", "not run (not certified)")
     if sgd_batch is not None:
-        if cert.mu > 0:
-            step = sgd_step_size(pb, cert, sgd_batch)
+        if step is not None:
             results["sgd_step"] = step.to_dict()
             table.add_row(f"SGD step η*(b={sgd_batch})", f"{step.step_size:.6g}")
             table.add_row("SGD rate (expected loss)", f"{step.rate:.6g}")

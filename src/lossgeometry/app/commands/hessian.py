@@ -21,6 +21,7 @@ from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
     ProgressOpt,
+    TimeoutOpt,
     TrustOpt,
     cli_errors,
     load_cli_config,
@@ -28,6 +29,10 @@ from lossgeometry.app.options import (
     show,
 )
 from lossgeometry.curvature.profile import CurvatureOptions as CO
+
+DATA_PARALLEL = True
+"""Whether :func:`~lossgeometry.curvature.profile.curvature_profile` runs on this rank's shard
+under torchrun (its Hessian products, trace, density and ‖D²F‖ all-reduce over the ranks)."""
 
 
 @cli_errors
@@ -125,12 +130,13 @@ def hessian_command(
     ] = Path("hessian"),
     progress: ProgressOpt = None,
     trust_config: TrustOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Both ends of the loss Hessian's spectrum, its trace and density (and ‖D²F‖)."""
     from rich.console import Console
     from rich.table import Table
 
-    from lossgeometry.app.config import setup
+    from lossgeometry.app.launch import start
     from lossgeometry.curvature.profile import curvature_profile
     from lossgeometry.results import atomic_write_json
 
@@ -158,17 +164,27 @@ def hessian_command(
         restarts=restarts,
         seed=int(cfg.get("seed", 0)) if seed is None else seed,
     )
-    s = setup(cfg, do_train=point != "init", progress=progress)
+    ranks = start(cfg.device, timeout)
+    ranks.on_main(lambda: out.mkdir(parents=True, exist_ok=True))
+    progress = ranks.progress(progress)
+    s = ranks.setup(cfg, do_train=point != "init", progress=progress)
     points: dict[str, Any] = {}
     if point in ("init", "both"):
         points["init"] = s.w0
     if point in ("trained", "both"):
         assert s.trajectory is not None
         points["trained"] = s.trajectory.w_final
+    problem = ranks.problem_for(s.problem, DATA_PARALLEL)
+    profiles = {
+        name: curvature_profile(problem, w, options=opts, progress=progress)
+        for name, w in points.items()
+    }
+    if not ranks.is_main:  # rank 0 writes and prints
+        return
     console = Console()
-    out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {
         "problem": s.problem.summary(),
+        "world_size": ranks.world_size,
         "options": opts.to_dict(),
         "points": {},
     }
@@ -176,8 +192,7 @@ def hessian_command(
     for col in ("point", "λ_max", "λ_min", "trace (95% CI)", "‖D²F‖", "bound holds", "products"):
         table.add_column(col)
     notes: list[str] = []
-    for name, w in points.items():
-        prof = curvature_profile(s.problem, w, options=opts, progress=progress)
+    for name, prof in profiles.items():
         notes += prof.notes
         res: dict[str, Any] = {"spectrum": prof.spectrum.to_dict()}
         tr_txt = mh_txt = holds = "—"

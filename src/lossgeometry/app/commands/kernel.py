@@ -21,6 +21,7 @@ from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
     ProgressOpt,
+    TimeoutOpt,
     TrustOpt,
     cli_errors,
     console,
@@ -29,6 +30,10 @@ from lossgeometry.app.options import (
     show,
 )
 from lossgeometry.kernel.change import KernelChangeOptions as KO
+
+DATA_PARALLEL = False
+"""Whether :func:`~lossgeometry.kernel.change.kernel_change` runs on this rank's shard under
+torchrun (``False``: on the whole Problem on every rank, until kernel/ is data-parallel)."""
 
 
 @cli_errors
@@ -95,6 +100,7 @@ def kernel_command(
     ] = None,
     progress: ProgressOpt = None,
     trust_config: TrustOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Compute the tangent kernel K = DF DFᵀ and its spectrum (λ_min, λ_max, condition number).
 
@@ -105,7 +111,7 @@ def kernel_command(
     import numpy as np
     from rich.table import Table
 
-    from lossgeometry.app.config import setup
+    from lossgeometry.app.launch import start
     from lossgeometry.kernel.change import kernel_change
     from lossgeometry.results import atomic_write_json
 
@@ -123,7 +129,9 @@ def kernel_command(
         max_size=max_size,
         seed=int(cfg.get("seed", 0)) if seed is None else seed,
     )
-    s = setup(cfg, do_train=at != "init", progress=progress)
+    ranks = start(cfg.device, timeout)
+    progress = ranks.progress(progress)
+    s = ranks.setup(cfg, do_train=at != "init", progress=progress)
     pb = s.problem
     names = {"init": ["init"], "trained": ["trained"], "both": ["init", "trained"]}[at]
     w_of = {"init": s.w0}
@@ -131,7 +139,7 @@ def kernel_command(
         assert s.trajectory is not None and s.trajectory.w_final is not None
         w_of["trained"] = s.trajectory.w_final
     ch, kernels = kernel_change(
-        pb,
+        ranks.problem_for(pb, DATA_PARALLEL),
         w_of[names[0]],
         w_of[names[1]] if len(names) == 2 else None,
         options=opts,
@@ -143,9 +151,12 @@ def kernel_command(
             f"--save-kernel needs the dense kernel, but it was computed matrix-free by "
             f"{ch.solver!r} (N = {ch.size}): pass --solver dense or raise --max-size"
         )
+    if not ranks.is_main:  # rank 0 writes and prints
+        return
     specs = dict(zip(names, (ch.start, ch.end), strict=False))
     results: dict[str, Any] = {
         "problem": pb.summary(),
+        "world_size": ranks.world_size,
         "normalization": "K = DF DF^T on the outputs (independent of the loss reduction)",
         "points": {n: sp.to_dict() for n, sp in specs.items()},
         "summary": ch.summary(),

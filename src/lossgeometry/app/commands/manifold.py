@@ -12,6 +12,7 @@ from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
     ProgressOpt,
+    TimeoutOpt,
     TrustOpt,
     cli_errors,
     load_cli_config,
@@ -19,6 +20,10 @@ from lossgeometry.app.options import (
     show,
 )
 from lossgeometry.manifold.options import ManifoldOptions as MO
+
+DATA_PARALLEL = False
+"""Whether :func:`~lossgeometry.manifold.analysis.analyze_manifold` runs on this rank's shard
+under torchrun (``False``: on the whole Problem on every rank; manifold/ is one-process)."""
 
 
 @cli_errors
@@ -82,6 +87,7 @@ def manifold_command(
     ] = None,
     progress: ProgressOpt = None,
     trust_config: TrustOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Find a global minimum and measure the manifold of minima through it.
 
@@ -91,7 +97,7 @@ def manifold_command(
     """
     from rich.table import Table
 
-    from lossgeometry.app.config import setup
+    from lossgeometry.app.launch import start
     from lossgeometry.manifold.analysis import analyze_manifold
     from lossgeometry.results import atomic_write_json
 
@@ -106,21 +112,26 @@ def manifold_command(
         max_iter=max_iter,
         seed=int(cfg.get("seed", 0)) if seed is None else seed,
     )
-    s = setup(cfg, do_train=train, progress=progress)
+    ranks = start(cfg.device, timeout)
+    progress = ranks.progress(progress)
+    s = ranks.setup(cfg, do_train=train, progress=progress)
     w = s.trajectory.w_final if (train and s.trajectory is not None) else s.w0
     if samples is not None and not 1 <= samples <= s.problem.n:
         raise ValueError(f"--samples must be between 1 and n = {s.problem.n}, got {samples}")
     res = analyze_manifold(
-        s.problem,
+        ranks.problem_for(s.problem, DATA_PARALLEL),
         w,
         options=opts,
         samples=list(range(samples)) if samples is not None else None,
         progress=progress,
     )
+    if not ranks.is_main:  # rank 0 writes and prints
+        return
     d = res.to_dict()
     if isinstance(d.get("walk"), dict):
         d["walk"].pop("w_end", None)
     d["summary"] = res.summary()
+    d["world_size"] = ranks.world_size
     atomic_write_json(out, d)
     table = Table(title=f"manifold of minima ({s.dataset_name}, p = {res.p}, nk = {res.nk})")
     table.add_column("quantity")

@@ -19,12 +19,18 @@ from lossgeometry.app.options import (
     ConfigOpt,
     ModelOpt,
     ProgressOpt,
+    TimeoutOpt,
     TrustOpt,
     cli_errors,
     load_cli_config,
     say,
 )
 from lossgeometry.surfaces.study import SurfaceOptions as SO
+
+DATA_PARALLEL = False
+"""Whether the surfaces run on this rank's shard under torchrun (``False``: on the whole Problem
+on every rank; surfaces/ is one-process). Only rank 0 reads and writes the row checkpoint of
+``--kind surface``; with ``True`` its rows would have to be agreed on first."""
 
 
 def _pair(text: str | None, name: str) -> tuple[float, float] | None:
@@ -100,6 +106,7 @@ def surface_command(
     ] = Path("surface"),
     progress: ProgressOpt = None,
     trust_config: TrustOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """The loss on a plane around the trained point, or on a line (interpolation, slice)."""
     import matplotlib
@@ -107,8 +114,7 @@ def surface_command(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lossgeometry.app.config import setup
-    from lossgeometry.app.config.build import run_training
+    from lossgeometry.app.launch import start
     from lossgeometry.surfaces import loss_path, loss_surface
 
     if kind not in ("surface", "interpolation", "slice"):
@@ -125,23 +131,29 @@ def surface_command(
         evaluation=evaluation,
         seed=int(cfg.get("seed", 0)) if seed is None else seed,
     )
-    s = setup(cfg, do_train=False, progress=progress)
+    ranks = start(cfg.device, timeout)
+    ranks.on_main(lambda: out.mkdir(parents=True, exist_ok=True))
+    progress = ranks.progress(progress)
     pca = kind == "surface" and opts.directions == "pca"  # the run's iterates span the plane
-    traj = run_training(s.problem, s.config, progress=progress, record_iterates=pca)
-    out.mkdir(parents=True, exist_ok=True)
+    s = ranks.setup(cfg, progress=progress, record_iterates=pca)
+    traj = s.trajectory
+    assert traj is not None
+    problem = ranks.problem_for(s.problem, DATA_PARALLEL)
     written = []
     if kind == "surface":
-        ck = out / "surface_rows.json"
-        if not resume:
+        ck = out / "surface_rows.json" if ranks.is_main else None  # rank 0's own file
+        if not resume and ck is not None:
             ck.unlink(missing_ok=True)
         res = loss_surface(
-            s.problem,
+            problem,
             traj.w_final,
             options=opts,
             trajectory=traj,
             checkpoint=ck,
             progress=progress,
         )
+        if not ranks.is_main:  # rank 0 writes and prints
+            return
         written.append(res.save(out / "surface.json"))
         for plot_kind in ("contour", "surface3d"):
             ax = res.plot(kind=plot_kind, log=True)
@@ -150,9 +162,11 @@ def surface_command(
             plt.close(ax.figure)
     else:
         if kind == "interpolation":
-            res = loss_path(s.problem, s.w0, end=traj.w_final, options=opts, progress=progress)
+            res = loss_path(problem, s.w0, end=traj.w_final, options=opts, progress=progress)
         else:
-            res = loss_path(s.problem, traj.w_final, options=opts, progress=progress)
+            res = loss_path(problem, traj.w_final, options=opts, progress=progress)
+        if not ranks.is_main:  # rank 0 writes and prints
+            return
         written.append(res.save(out / "path.json"))
         ax = res.plot(log=True)
         written.append(out / "path.png")

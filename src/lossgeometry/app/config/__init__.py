@@ -18,7 +18,14 @@ factories), :mod:`~.trust` (a config file is data: it names no code unless trust
 :mod:`~.build` (the :class:`Problem` and the training run of a config).
 """
 
-from lossgeometry.app.config.base import DTYPES, ConfigTable, KeyKind, merge, resolve_dtype
+from lossgeometry.app.config.base import (
+    DTYPES,
+    ConfigTable,
+    KeyKind,
+    merge,
+    resolve_device,
+    resolve_dtype,
+)
 from lossgeometry.app.config.build import Setup, build_problem, run_training, setup
 from lossgeometry.app.config.factory import ModelFactoryError, load_factory
 from lossgeometry.app.config.schema import (
@@ -56,6 +63,7 @@ __all__ = [
     "merge",
     "model_options",
     "read_toml",
+    "resolve_device",
     "resolve_dtype",
     "run_training",
     "setup",

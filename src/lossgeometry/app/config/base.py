@@ -19,7 +19,7 @@ import torch
 
 from lossgeometry.options import Options, OptionsError
 
-__all__ = ["DTYPES", "ConfigTable", "KeyKind", "merge", "resolve_dtype"]
+__all__ = ["DTYPES", "ConfigTable", "KeyKind", "merge", "resolve_device", "resolve_dtype"]
 
 KeyKind = Literal["value", "table", "free"]
 """What a key of a config table holds: one value, a typed table (a :class:`ConfigTable`), or
@@ -55,6 +55,26 @@ def resolve_dtype(name: Any, key: str = "dtype") -> torch.dtype:
     if isinstance(name, str) and name in DTYPES:
         return DTYPES[name]
     raise OptionsError(f"{key} must be one of {sorted(DTYPES)}, got {name!r}")
+
+
+def resolve_device(name: Any, key: str = "device") -> torch.device:
+    """The torch device a config names (``"cpu"``, ``"cuda"``, ``"cuda:1"``); checked.
+
+    ``"cuda"`` without an index is the current CUDA device (under torchrun, GPU
+    ``LOCAL_RANK``: :func:`lossgeometry.distributed.init` makes it current). CUDA itself is
+    checked when the problem is built (a config may be read on a machine without a GPU).
+
+    Raises:
+        OptionsError: (a ``ValueError``) ``"device must be 'cpu' or 'cuda' (or 'cuda:N'),
+            got 'gpu'"``.
+    """
+    try:
+        dev = torch.device(name) if isinstance(name, str) else None
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise OptionsError(f"{key} must be 'cpu' or 'cuda' (or 'cuda:N'), got {name!r}")
+    return dev
 
 
 def _plain(value: Any) -> Any:

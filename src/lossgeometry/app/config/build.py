@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lossgeometry.app.config.base import resolve_dtype
+from lossgeometry.app.config.base import resolve_device, resolve_dtype
 from lossgeometry.app.config.factory import call_factory, load_factory
 from lossgeometry.app.config.schema import AnalyzeConfig, as_config
 from lossgeometry.app.config.tables import DataConfig, ModelConfig
@@ -103,8 +103,28 @@ def _build_builtin_model(mcfg: ModelConfig, ds: Any, X: Any, seed: int) -> tuple
     return models.build(mcfg.name, **kwargs), X
 
 
+def _device(name: str | None) -> torch.device | None:
+    """The device of a config's ``device`` (``None`` when unset: the model stays where it is).
+
+    ``"cuda"`` without an index is the current CUDA device (GPU ``LOCAL_RANK`` under
+    torchrun).
+    """
+    if name is None:
+        return None
+    dev = resolve_device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device = {name!r}, but CUDA is not available here: use 'cpu'")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
 def build_problem(cfg: ConfigLike) -> tuple[Problem, str]:
     """Build the :class:`Problem` a config describes (model initialized with ``seed``).
+
+    The model (and so the data the Problem holds) goes to the config's ``device``; unset, it
+    stays where it was built (the CPU).
 
     Returns:
         The problem and the name of its data (the data set, or the factory's own data).
@@ -118,7 +138,7 @@ def build_problem(cfg: ConfigLike) -> tuple[Problem, str]:
     else:
         model, X = _build_builtin_model(c.model, ds, X, c.seed)
         name = c.data.name
-    model = model.to(dtype=dtype)
+    model = model.to(device=_device(c.device), dtype=dtype)
     problem = Problem(
         model, X, Y, loss=c.loss.name, reduction=c.loss.reduction, chunk_size=c.loss.chunk_size
     )

@@ -26,7 +26,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lossgeometry.app.config.base import ConfigTable, KeyKind, merge, resolve_dtype
+from lossgeometry.app.config.base import (
+    ConfigTable,
+    KeyKind,
+    merge,
+    resolve_device,
+    resolve_dtype,
+)
 from lossgeometry.app.config.tables import DataConfig, ModelConfig, as_table, model_key
 from lossgeometry.app.config.trust import check_file_names_no_code
 from lossgeometry.options import OptionsError, closest, located
@@ -196,6 +202,10 @@ class AnalyzeConfig(ConfigTable):
     """Seeds the model initialization, the data subset and the mini-batch order."""
     dtype: str = "float32"
     """``"float32"`` or ``"float64"`` (a name of ``DTYPES``)."""
+    device: str | None = None
+    """Where the model and data live: ``"cpu"`` or ``"cuda"`` (``"cuda:1"``); unset: the CPU.
+    Under torchrun it also chooses the backend (``gloo`` on the CPU, ``nccl`` on CUDA, each
+    rank on GPU ``LOCAL_RANK``; docs/distributed.md)."""
     name: str | None = None
     """A label for the run (optional)."""
     description: str | None = None
@@ -207,8 +217,10 @@ class AnalyzeConfig(ConfigTable):
     report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
 
     def check(self) -> None:
-        """The dtype is one of ``DTYPES``."""
+        """The dtype is one of ``DTYPES``; the device names a CPU or CUDA device."""
         resolve_dtype(self.dtype)
+        if self.device is not None:
+            resolve_device(self.device)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "") -> AnalyzeConfig:

@@ -19,10 +19,18 @@ key is unchanged: a section's key covers its ``[report.NAME]`` options, the whol
 config (everything but ``[report]``), the source of a model factory, local data files and
 the lossgeometry and torch versions (:mod:`lossgeometry.app.outdir.keys`); the training
 run's key all but the section options.
+
+Under torchrun (:mod:`lossgeometry.app.launch`) every rank runs the same training and
+sections; rank 0 alone claims ``OUT``, reads the cache, writes and logs, and tells the other
+ranks what it reused. The number of ranks is not in the cache keys: a data-parallel section
+equals the one-process one up to the order of floating-point sums (1e-12 relative in
+float64), so a section computed on 1 rank serves a run on 2 and the other way round; each
+record keeps the ``world_size`` that computed it and whether it ran ``data_parallel``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -37,6 +45,7 @@ import torch
 
 from lossgeometry._version import __version__
 from lossgeometry.app.config import AnalyzeConfig, as_config, build_problem, run_training
+from lossgeometry.app.launch import TRAINING_DATA_PARALLEL, Ranks
 from lossgeometry.app.outdir import claim, digest, inputs
 from lossgeometry.app.report.page import render_html
 from lossgeometry.app.report.staging import ReportKeys, Staging
@@ -46,7 +55,7 @@ from lossgeometry.results import atomic_write_json, atomic_write_text, to_jsonab
 
 __all__ = ["build_report", "config_hash", "report_keys", "render_html"]
 
-_STORED = ("results", "summary", "skipped", "error", "seconds")
+_STORED = ("results", "summary", "skipped", "error", "seconds", "world_size", "data_parallel")
 """What ``results.json`` keeps of each section (the HTML stays in ``sections/NAME.json``)."""
 
 
@@ -84,7 +93,14 @@ def report_keys(
     return ReportKeys(trajectory, sections)
 
 
-def _run_section(spec: SectionSpec, ctx: Context) -> dict[str, Any]:
+def _run_section(spec: SectionSpec, ctx: Context, ranks: Ranks) -> dict[str, Any]:
+    """Run one section; its record (a failure is recorded, on one process; see below).
+
+    On more than one rank a failing section stops the run: a rank that raised cannot know
+    where the others are in their collectives, so it leaves (the others then stop with a
+    :class:`~lossgeometry.distributed.DistributedError`) and the staging directory keeps the
+    finished sections for a rerun.
+    """
     t0 = time.perf_counter()
     try:
         out: SectionOutput = spec.fn(ctx)
@@ -96,6 +112,8 @@ def _run_section(spec: SectionSpec, ctx: Context) -> dict[str, Any]:
             "error": None,
         }
     except Exception as e:  # a failing section must not lose the others
+        if ranks.distributed:
+            raise
         rec = {
             "results": {},
             "summary": {},
@@ -106,10 +124,12 @@ def _run_section(spec: SectionSpec, ctx: Context) -> dict[str, Any]:
         }
     rec["seconds"] = time.perf_counter() - t0
     rec["title"] = spec.title
+    rec["world_size"] = ranks.world_size
+    rec["data_parallel"] = spec.data_parallel and ranks.distributed
     return rec
 
 
-def _meta(h: str, named: Mapping[str, Any], t_start: float) -> dict[str, Any]:
+def _meta(h: str, named: Mapping[str, Any], t_start: float, world_size: int) -> dict[str, Any]:
     return {
         "lossgeometry": __version__,
         "torch": torch.__version__,
@@ -119,6 +139,7 @@ def _meta(h: str, named: Mapping[str, Any], t_start: float) -> dict[str, Any]:
         "config_hash": h,
         "inputs": dict(named),
         "total_seconds": time.perf_counter() - t_start,
+        "world_size": world_size,
     }
 
 
@@ -129,6 +150,7 @@ def build_report(
     resume: bool = True,
     progress: bool | None = None,
     log: Callable[[str], Any] = print,
+    ranks: Ranks | None = None,
 ) -> Path:
     """Build the problem of ``cfg``, train it, run the enabled sections, write the report.
 
@@ -145,6 +167,8 @@ def build_report(
             ``False`` recomputes everything.
         progress: progress bars (default: on a terminal).
         log: where the progress lines go.
+        ranks: the ranks of a torchrun launch (:func:`lossgeometry.app.launch.start`); every
+            rank calls this, rank 0 alone writes (``None``: one process).
 
     Returns:
         The path of ``index.html``.
@@ -160,60 +184,94 @@ def build_report(
     """
     cfg = as_config(cfg)
     specs = enabled_sections(cfg.report)
-    with claim(out, "analyze") as out_dir:
-        return _build(cfg, specs, out_dir, resume=resume, progress=progress, log=log)
+    ranks = ranks or Ranks()
+    if not ranks.is_main:  # writes nothing; learns from rank 0 what to run
+        ranks.on_main(lambda: None)  # rank 0 claimed `out` (or failed to)
+        return _build(
+            cfg, specs, None, resume=resume, progress=progress, log=ranks.log(log), ranks=ranks
+        )
+    with contextlib.ExitStack() as stack:
+        out_dir = ranks.on_main(lambda: stack.enter_context(claim(out, "analyze")))
+        return _build(cfg, specs, out_dir, resume=resume, progress=progress, log=log, ranks=ranks)
 
 
 def _build(
     cfg: AnalyzeConfig,
     specs: list[SectionSpec],
-    out: Path,
+    out: Path | None,
     *,
     resume: bool,
     progress: bool | None,
     log: Callable[[str], Any],
+    ranks: Ranks,
 ) -> Path:
+    """The run of :func:`build_report` in ``out`` (``None``: a rank that writes nothing)."""
     t_start = time.perf_counter()
     h = config_hash(cfg)
     named = inputs(cfg)
     keys = report_keys(cfg, specs, named)
-    stage = Staging(out, keys, resume=resume)
+    stage: Staging | None = None
+
+    def open_stage() -> set[str]:  # rank 0: the staging directory; what the cache holds
+        nonlocal stage
+        assert out is not None
+        stage = Staging(out, keys, resume=resume)
+        return {s.name for s in specs if stage.section(s.name) is not None}
+
+    reused = ranks.on_main(open_stage)
     seed = cfg.seed
     torch.manual_seed(seed)
 
     problem, data_name = build_problem(cfg)
     w0 = problem.params()
-    traj = stage.trajectory()
+    traj = ranks.on_main(lambda: stage.trajectory() if stage is not None else None)
     if traj is not None:
         log("training: reused")
     else:
         log(f"training: {problem}")
-        traj = run_training(problem, cfg, progress=progress)
-        stage.save_trajectory(traj)
+        trainee = ranks.problem_for(problem, TRAINING_DATA_PARALLEL)
+        traj = ranks.same(run_training(trainee, cfg, progress=progress))  # bitwise on all
+        if stage is not None:
+            stage.save_trajectory(traj)
 
     records: dict[str, dict[str, Any]] = {}
-    log(f"partial report (updated after each section): {stage.index}")
+    if stage is not None:
+        log(f"partial report (updated after each section): {stage.index}")
     for i, spec in enumerate(specs):
-        rec = stage.section(spec.name)
-        if rec is not None:
+        rec = stage.section(spec.name) if stage is not None and spec.name in reused else None
+        if spec.name in reused:
             log(f"section {spec.name}: reused")
         else:
             log(f"section {spec.name}: running")
             ctx = Context(
-                problem, cfg, w0, traj, stage.dir, seed, progress, cfg.report.options(spec.name)
+                ranks.problem_for(problem, spec.data_parallel),
+                cfg,
+                w0,
+                traj,
+                stage.dir if stage is not None else Path(),
+                seed,
+                progress,
+                cfg.report.options(spec.name),
+                data_name=data_name,
+                write=stage is not None,
             )
-            ctx.data_name = data_name
-            rec = stage.save_section(spec.name, _run_section(spec, ctx))
+            rec = _run_section(spec, ctx, ranks)
+            if stage is not None:
+                rec = stage.save_section(spec.name, rec)
             status = "failed: " + rec["error"] if rec["error"] else f"{rec['seconds']:.1f} s"
             log(f"section {spec.name}: {status}")
+        if stage is None:
+            continue
+        assert rec is not None
         records[spec.name] = rec
         pending = [s.name for s in specs[i + 1 :]]
-        atomic_write_text(
-            stage.index,
-            render_html(cfg, data_name, records, _meta(h, named, t_start), pending=pending),
-        )
+        meta = _meta(h, named, t_start, ranks.world_size)
+        atomic_write_text(stage.index, render_html(cfg, data_name, records, meta, pending=pending))
+    if stage is None:
+        assert out is None
+        return Path("index.html")  # rank > 0: nothing written
 
-    meta = _meta(h, named, t_start)
+    meta = _meta(h, named, t_start, ranks.world_size)
     results = {
         "meta": meta,
         "config": cfg.to_dict(),

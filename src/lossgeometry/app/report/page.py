@@ -13,6 +13,27 @@ __all__ = ["render_html"]
 _CSS = (Path(__file__).parent / "style.css").read_text(encoding="utf-8")
 
 
+def _world(world_size: int) -> str:
+    """The footer's note of the number of ranks (``world_size``)."""
+    if world_size == 1:
+        return "world_size 1 (one process)"
+    return f"world_size {world_size} (torchrun ranks)"
+
+
+def _ranks_note(rec: Mapping[str, Any]) -> str:
+    """How a section ran, when more than one rank computed it (nothing on one process).
+
+    ``data_parallel``: over the ranks' shards of the samples, all-reduced; otherwise on
+    every sample on every rank (a measurement not yet data-parallel), the same numbers.
+    """
+    ws = rec.get("world_size") or 1
+    if ws == 1:
+        return ""
+    if rec.get("data_parallel"):
+        return f" · data-parallel over {ws} ranks"
+    return f" · on all samples on each of {ws} ranks (not data-parallel)"
+
+
 def render_html(
     cfg: Mapping[str, Any],
     data_name: str,
@@ -40,7 +61,7 @@ def render_html(
             body = rec["html"]
         cards.append(
             f'<section class="card" id="{html.esc(name)}"><h2>{html.esc(rec["title"])}</h2>'
-            f'{body}<div class="timing">{rec["seconds"]:.1f} s</div></section>'
+            f'{body}<div class="timing">{rec["seconds"]:.1f} s{_ranks_note(rec)}</div></section>'
         )
     banner = ""
     if pending is not None:
@@ -66,6 +87,6 @@ def render_html(
 <main>{banner}{"".join(cards)}</main>
 <footer>lossgeometry {html.esc(meta["lossgeometry"])} · torch {html.esc(meta["torch"])} ·
 Python {html.esc(meta["python"])} · {html.esc(meta["created"])} ·
-{total} · numbers in <code>results.json</code></footer>
+{_world(meta.get("world_size", 1))} · {total} · numbers in <code>results.json</code></footer>
 </body></html>
 """

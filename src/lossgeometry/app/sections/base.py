@@ -20,6 +20,13 @@ assembles ``index.html`` and ``results.json``. Options for a section come from t
 table ``[report.NAME]`` (``ctx.options``, a plain dict the section checks itself);
 ``enabled = false`` there switches it off. ``summary`` is what sweeps read: a flat mapping of
 headline scalars, stored as ``results.json`` → ``sections.NAME.summary``.
+
+Under torchrun (``docs/distributed.md``) every rank runs every section. A section registered
+with ``data_parallel=True`` gets this rank's shard of the samples as ``ctx.problem`` (its
+measurements all-reduce over the ranks); the others get the whole Problem on every rank and
+compute the same numbers everywhere. Turning a section data-parallel, once the library
+measurements it calls run on a data-parallel Problem, is that one flag. Only rank 0 writes:
+on the other ranks ``ctx.write`` is false and :meth:`Context.figure` saves nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +62,9 @@ class Context:
     """What the data are, as :func:`~lossgeometry.app.config.build_problem` names them: the
     data set, or ``"FACTORY (own data)"`` when a model factory returned its own data
     (``None``: the config's ``[data] name``)."""
+    write: bool = True
+    """Whether this process writes files (``False`` on the ranks other than 0 under torchrun:
+    :meth:`figure` then only closes the figure)."""
 
     @property
     def w_trained(self) -> torch.Tensor:
@@ -67,7 +77,12 @@ class Context:
         from lossgeometry.app.figures import save_figure
         from lossgeometry.app.sections import html
 
-        save_figure(fig, self.outdir / "figures", filename, tight=False, bbox_tight=True)
+        if self.write:
+            save_figure(fig, self.outdir / "figures", filename, tight=False, bbox_tight=True)
+        else:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
         return html.figure(f"figures/{filename}", caption)
 
 
@@ -94,21 +109,30 @@ class SectionSpec:
     fn: Callable[[Context], SectionOutput]
     default: bool
     description: str
+    data_parallel: bool = False
+    """Whether the section runs on this rank's shard under torchrun (its measurements run on a
+    data-parallel Problem); ``False``: on the whole Problem, on every rank."""
 
 
 SECTIONS: dict[str, SectionSpec] = {}
 
 
 def section(
-    name: str, *, title: str, order: int, default: bool = True
+    name: str, *, title: str, order: int, default: bool = True, data_parallel: bool = False
 ) -> Callable[[Callable[[Context], SectionOutput]], Callable[[Context], SectionOutput]]:
-    """Register a report section under ``name`` (``default``: on unless the config says no)."""
+    """Register a report section under ``name`` (``default``: on unless the config says no).
+
+    ``data_parallel``: under torchrun the section gets this rank's shard (every measurement
+    it calls runs on a data-parallel Problem); otherwise the whole Problem on every rank.
+    """
 
     def deco(fn: Callable[[Context], SectionOutput]) -> Callable[[Context], SectionOutput]:
         if name in SECTIONS and SECTIONS[name].fn is not fn:
             raise ValueError(f"a report section named {name!r} is already registered")
         doc = (fn.__doc__ or "").strip().splitlines()
-        SECTIONS[name] = SectionSpec(name, title, order, fn, default, doc[0] if doc else "")
+        SECTIONS[name] = SectionSpec(
+            name, title, order, fn, default, doc[0] if doc else "", data_parallel
+        )
         return fn
 
     return deco

@@ -22,7 +22,12 @@ from lossgeometry.app.sections import html
 from lossgeometry.app.sections.base import Context, SectionOutput, section
 
 
-@section("curvature", title="Curvature: loss Hessian spectrum, density, trace", order=40)
+@section(
+    "curvature",
+    title="Curvature: loss Hessian spectrum, density, trace",
+    order=40,
+    data_parallel=True,
+)
 def curvature_section(ctx: Context) -> SectionOutput:
     """Both ends of the Hessian spectrum, its density, trace and λ_max ≤ L_F² + β_F‖F − y‖."""
     import matplotlib.pyplot as plt

@@ -6,7 +6,7 @@ from lossgeometry.app.sections import html
 from lossgeometry.app.sections.base import Context, SectionOutput, section
 
 
-@section("problem", title="Problem", order=10)
+@section("problem", title="Problem", order=10, data_parallel=True)
 def problem_section(ctx: Context) -> SectionOutput:
     """Sizes (p, n, k, p/(nk)), loss and its normalization, model and data."""
     pb = ctx.problem
