@@ -27,10 +27,10 @@ from lossgeometry.app.options import (
 )
 from lossgeometry.surfaces.study import SurfaceOptions as SO
 
-DATA_PARALLEL = False
-"""Whether the surfaces run on this rank's shard under torchrun (``False``: on the whole Problem
-on every rank; surfaces/ is one-process). Only rank 0 reads and writes the row checkpoint of
-``--kind surface``; with ``True`` its rows would have to be agreed on first."""
+DATA_PARALLEL = True
+"""Whether the surfaces run on this rank's shard under torchrun (each grid point's loss is
+all-reduced). Only rank 0 reads and writes the row checkpoint of ``--kind surface``; on a
+data-parallel Problem ``loss_surface`` sends rank 0's finished rows to every rank."""
 
 
 def _pair(text: str | None, name: str) -> tuple[float, float] | None:

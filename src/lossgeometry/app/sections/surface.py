@@ -26,7 +26,12 @@ from lossgeometry.app.sections import html
 from lossgeometry.app.sections.base import Context, SectionOutput, section
 
 
-@section("surface", title="Loss surface and the path from initialization", order=25)
+@section(
+    "surface",
+    title="Loss surface and the path from initialization",
+    order=25,
+    data_parallel=True,
+)
 def surface_section(ctx: Context) -> SectionOutput:
     """Contour of the loss on a plane through w_T (PCA of the run, or random) and w0 → w_T."""
     import matplotlib.pyplot as plt
