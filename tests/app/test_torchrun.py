@@ -204,7 +204,6 @@ def test_one_process_ranks_are_the_identity() -> None:
     assert ranks == Ranks() and ranks.is_main and not ranks.distributed
     marker = object()
     assert ranks.same(marker) is marker and ranks.on_main(lambda: marker) is marker
-    assert ranks.progress(None) is None
     problem, _ = _tiny_problem()
     assert ranks.problem_for(problem, True) is problem
     flags = {s.name: s.data_parallel for s in available_sections()}

@@ -59,8 +59,8 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "TRAINING_DATA_PARALLEL",
     "Ranks",
-    "rank_prefix",
     "mute",
+    "rank_prefix",
     "start",
     "stop",
     "unmute",
@@ -107,15 +107,6 @@ class Ranks:
         """Whether more than one rank runs."""
         return self.world_size > 1
 
-    def progress(self, progress: bool | None) -> bool | None:
-        """``progress`` as given, the same on every rank (see the module doc).
-
-        It must not differ between ranks: with ``progress=False`` a measurement skips its
-        cost estimate, which times a product (a collective on a data-parallel Problem). The
-        ranks other than 0 show nothing, as their standard error is muted (:func:`mute`).
-        """
-        return progress
-
     def log(self, log: Callable[[str], Any]) -> Callable[[str], Any]:
         """``log`` on rank 0; on the others a function that prints nothing."""
         return log if self.is_main else _silent
@@ -155,9 +146,7 @@ class Ranks:
         s = setup_config(cfg, do_train=False)
         if do_train:
             trainee = self.problem_for(s.problem, TRAINING_DATA_PARALLEL)
-            traj = run_training(
-                trainee, s.config, self.progress(progress), record_iterates=record_iterates
-            )
+            traj = run_training(trainee, s.config, progress, record_iterates=record_iterates)
             s.trajectory = self.same(traj)
         return s
 

@@ -131,7 +131,6 @@ def alphabeta_command(
     cfg = load_cli_config(config, model, trust=trust_config)
     ranks = start(cfg.device, timeout)
     ranks.on_main(lambda: out.mkdir(parents=True, exist_ok=True))
-    progress = ranks.progress(progress)
     s = ranks.setup(cfg, do_train=False, progress=progress)
     problem = ranks.problem_for(s.problem, DATA_PARALLEL)
     tcfg = cfg["train"]

@@ -128,7 +128,6 @@ def certify_command(
         seed=int(cfg.get("seed", 0)) if seed is None else seed,
     )
     ranks = start(cfg.device, timeout)
-    progress = ranks.progress(progress)
     s = ranks.setup(cfg, do_train=train, progress=progress)
     pb = ranks.problem_for(s.problem, DATA_PARALLEL)
     study = plstar_study(pb, s.w0, trajectory=s.trajectory, options=opts, progress=progress)

@@ -166,7 +166,6 @@ def hessian_command(
     )
     ranks = start(cfg.device, timeout)
     ranks.on_main(lambda: out.mkdir(parents=True, exist_ok=True))
-    progress = ranks.progress(progress)
     s = ranks.setup(cfg, do_train=point != "init", progress=progress)
     points: dict[str, Any] = {}
     if point in ("init", "both"):

@@ -130,7 +130,6 @@ def kernel_command(
         seed=int(cfg.get("seed", 0)) if seed is None else seed,
     )
     ranks = start(cfg.device, timeout)
-    progress = ranks.progress(progress)
     s = ranks.setup(cfg, do_train=at != "init", progress=progress)
     pb = s.problem
     names = {"init": ["init"], "trained": ["trained"], "both": ["init", "trained"]}[at]

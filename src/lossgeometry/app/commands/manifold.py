@@ -113,7 +113,6 @@ def manifold_command(
         seed=int(cfg.get("seed", 0)) if seed is None else seed,
     )
     ranks = start(cfg.device, timeout)
-    progress = ranks.progress(progress)
     s = ranks.setup(cfg, do_train=train, progress=progress)
     w = s.trajectory.w_final if (train and s.trajectory is not None) else s.w0
     if samples is not None and not 1 <= samples <= s.problem.n:

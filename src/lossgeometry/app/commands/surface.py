@@ -133,7 +133,6 @@ def surface_command(
     )
     ranks = start(cfg.device, timeout)
     ranks.on_main(lambda: out.mkdir(parents=True, exist_ok=True))
-    progress = ranks.progress(progress)
     pca = kind == "surface" and opts.directions == "pca"  # the run's iterates span the plane
     s = ranks.setup(cfg, progress=progress, record_iterates=pca)
     traj = s.trajectory

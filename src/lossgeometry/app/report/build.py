@@ -187,9 +187,8 @@ def build_report(
     ranks = ranks or Ranks()
     if not ranks.is_main:  # writes nothing; learns from rank 0 what to run
         ranks.on_main(lambda: None)  # rank 0 claimed `out` (or failed to)
-        return _build(
-            cfg, specs, None, resume=resume, progress=progress, log=ranks.log(log), ranks=ranks
-        )
+        _build(cfg, specs, None, resume=resume, progress=progress, log=ranks.log(log), ranks=ranks)
+        return Path(out) / "index.html"  # what rank 0 wrote
     with contextlib.ExitStack() as stack:
         out_dir = ranks.on_main(lambda: stack.enter_context(claim(out, "analyze")))
         return _build(cfg, specs, out_dir, resume=resume, progress=progress, log=log, ranks=ranks)
@@ -205,16 +204,19 @@ def _build(
     log: Callable[[str], Any],
     ranks: Ranks,
 ) -> Path:
-    """The run of :func:`build_report` in ``out`` (``None``: a rank that writes nothing)."""
+    """The run of :func:`build_report` in ``out`` (``None``: a rank that writes nothing).
+
+    Rank 0 alone computes the cache keys (they hash local data files), opens the staging
+    directory and looks up what it can reuse; the other ranks receive the answer.
+    """
     t_start = time.perf_counter()
-    h = config_hash(cfg)
-    named = inputs(cfg)
-    keys = report_keys(cfg, specs, named)
+    h, named = (config_hash(cfg), inputs(cfg)) if out is not None else ("", {})
+    keys = report_keys(cfg, specs, named) if out is not None else None
     stage: Staging | None = None
 
     def open_stage() -> set[str]:  # rank 0: the staging directory; what the cache holds
         nonlocal stage
-        assert out is not None
+        assert out is not None and keys is not None
         stage = Staging(out, keys, resume=resume)
         return {s.name for s in specs if stage.section(s.name) is not None}
 
@@ -267,10 +269,9 @@ def _build(
         pending = [s.name for s in specs[i + 1 :]]
         meta = _meta(h, named, t_start, ranks.world_size)
         atomic_write_text(stage.index, render_html(cfg, data_name, records, meta, pending=pending))
-    if stage is None:
-        assert out is None
-        return Path("index.html")  # rank > 0: nothing written
-
+    if stage is None:  # rank > 0: nothing to write
+        return Path()
+    assert keys is not None
     meta = _meta(h, named, t_start, ranks.world_size)
     results = {
         "meta": meta,
