@@ -68,9 +68,10 @@ __all__ = [
 
 T = TypeVar("T")
 
-TRAINING_DATA_PARALLEL = False
-"""Whether the config's training run (``[train]``) runs data-parallel under torchrun; until
-``lossgeometry.train`` runs on a data-parallel Problem every rank trains the whole Problem."""
+TRAINING_DATA_PARALLEL = True
+"""Whether the config's training run (``[train]``) runs on this rank's shard under torchrun
+(``lossgeometry.train`` draws mini-batches by global index and all-reduces each step);
+``False``: every rank trains the whole Problem."""
 
 
 def rank_prefix() -> str:

@@ -27,10 +27,9 @@ from lossgeometry.app.options import (
 )
 from lossgeometry.conditions.alphabeta_study import AlphaBetaOptions as AO
 
-DATA_PARALLEL = False
+DATA_PARALLEL = True
 """Whether the α-β study (its training runs and records) runs on this rank's shard under
-torchrun (``False``: on the whole Problem on every rank, until the records are
-data-parallel)."""
+torchrun (mini-batches drawn by global index, every step all-reduced)."""
 
 EXAMPLE_ALPHA_MAX = 5.0
 """Heatmap range of ``--example`` without ``--alpha-max``: the analytic examples' pairs."""

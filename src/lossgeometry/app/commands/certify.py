@@ -27,10 +27,9 @@ from lossgeometry.app.options import (
 )
 from lossgeometry.conditions.plstar_study import PLStarOptions as PO
 
-DATA_PARALLEL = False
+DATA_PARALLEL = True
 """Whether :func:`~lossgeometry.conditions.plstar_study.plstar_study` runs on this rank's shard
-under torchrun (``False``: on the whole Problem on every rank, until the PL* certificate is
-data-parallel)."""
+under torchrun (the certificate's kernel, residuals and ‖D²F‖ are combined over the ranks)."""
 
 
 @cli_errors

@@ -31,9 +31,9 @@ from lossgeometry.app.options import (
 )
 from lossgeometry.kernel.change import KernelChangeOptions as KO
 
-DATA_PARALLEL = False
+DATA_PARALLEL = True
 """Whether :func:`~lossgeometry.kernel.change.kernel_change` runs on this rank's shard under
-torchrun (``False``: on the whole Problem on every rank, until kernel/ is data-parallel)."""
+torchrun (each rank computes its rows of the kernel; every rank holds the whole kernel)."""
 
 
 @cli_errors

@@ -20,7 +20,12 @@ from lossgeometry.app.sections.base import Context, SectionOutput, section
 _OWN_RUN_KEYS = ("batch_size", "steps", "seeds", "optimizer", "lr")
 
 
-@section("alphabeta", title="The α-β-condition, Aiming and PL along training", order=70)
+@section(
+    "alphabeta",
+    title="The α-β-condition, Aiming and PL along training",
+    order=70,
+    data_parallel=True,
+)
 def alphabeta_section(ctx: Context) -> SectionOutput:
     """Smallest feasible (α, β) along the run, heatmap of min T, Aiming angle, PL constants."""
     import matplotlib.pyplot as plt

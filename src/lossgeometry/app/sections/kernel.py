@@ -21,7 +21,7 @@ from lossgeometry.app.sections import html
 from lossgeometry.app.sections.base import Context, SectionOutput, section
 
 
-@section("kernel", title="Tangent kernel", order=30)
+@section("kernel", title="Tangent kernel", order=30, data_parallel=True)
 def kernel_section(ctx: Context) -> SectionOutput:
     """The tangent kernel K = DF DFᵀ at w0 and w_T: spectrum, conditioning, relative change."""
     import matplotlib.pyplot as plt

@@ -21,7 +21,7 @@ from lossgeometry.app.sections import html
 from lossgeometry.app.sections.base import Context, SectionOutput, section
 
 
-@section("plstar", title="PL* certificate", order=50)
+@section("plstar", title="PL* certificate", order=50, data_parallel=True)
 def plstar_section(ctx: Context) -> SectionOutput:
     """Estimate µ, L_F, β_F in a ball, certify GD, compare the bound with the training run."""
     from lossgeometry.conditions.plstar_study import PLStarOptions, plstar_study

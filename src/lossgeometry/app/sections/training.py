@@ -8,7 +8,7 @@ from lossgeometry.app.sections import html
 from lossgeometry.app.sections.base import Context, SectionOutput, section
 
 
-@section("training", title="Training and the PL ratio", order=20)
+@section("training", title="Training and the PL ratio", order=20, data_parallel=True)
 def training_section(ctx: Context) -> SectionOutput:
     """The loss curve and the empirical PL ratio ‖∇L‖²/L along the run."""
     import matplotlib.pyplot as plt
