@@ -214,6 +214,7 @@ def test_one_process_ranks_are_the_identity() -> None:
 
     ranks = start(None, None)  # no torchrun variables here
     assert ranks == Ranks() and ranks.is_main and not ranks.distributed
+    assert Ranks.current() == Ranks()  # no process group in this process
     marker = object()
     assert ranks.same(marker) is marker and ranks.on_main(lambda: marker) is marker
     problem, _ = _tiny_problem()

@@ -127,6 +127,24 @@ class Ranks:
             self._shards[key] = (problem, shard(problem))
         return self._shards[key][1]
 
+    @classmethod
+    def current(cls) -> Ranks:
+        """The ranks of the default process group as it runs (one process without one).
+
+        For a launcher that started the group itself (Ray Train's ``TorchTrainer`` in a
+        sweep point): every rank passes ``Ranks.current()`` to
+        :func:`~lossgeometry.app.report.build.build_report`. Nothing is started or muted.
+        """
+        if not is_initialized():
+            return cls()
+        import torch.distributed as dist
+
+        from lossgeometry.distributed.group import group_timeout
+
+        backend = str(dist.get_backend())
+        here = f"cuda:{torch.cuda.current_device()}" if backend == "nccl" else "cpu"
+        return cls(rank(), world_size(), group_timeout(), backend, here)
+
     def setup(
         self,
         cfg: AnalyzeConfig,
@@ -233,6 +251,9 @@ def unmute() -> None:
 def start(device: str | None = None, timeout: float | None = None) -> Ranks:
     """The ranks of this command: the process group started under torchrun, else one process.
 
+    A process group that runs already is used as it is (``device`` and ``timeout`` then do
+    not apply). On a rank other than 0 standard error is muted until :func:`unmute`.
+
     Args:
         device: the config's ``device`` (``None``: the CPU): ``gloo`` for the CPU, ``nccl``
             for CUDA (each rank then on GPU ``LOCAL_RANK``).
@@ -246,19 +267,17 @@ def start(device: str | None = None, timeout: float | None = None) -> Ranks:
     seconds = DEFAULT_TIMEOUT_S if timeout is None else float(timeout)
     if seconds <= 0:
         raise ValueError(f"--timeout must be a positive number of seconds, got {timeout!r}")
-    if not in_torchrun():
+    if not (in_torchrun() or is_initialized()):
         return Ranks()
-    backend = default_backend(device or "cpu")
-    if backend == "nccl" and torch.device(device).index is not None:  # type: ignore[arg-type]
-        raise ValueError(
-            f"device = {device!r} under torchrun: write device = 'cuda', so that each rank "
-            "takes its own GPU (LOCAL_RANK)"
-        )
-    init(backend, timeout=seconds, device=device)
-    here = "cpu"
-    if backend == "nccl":
-        here = f"cuda:{torch.cuda.current_device()}"
-    ranks = Ranks(rank(), world_size(), seconds, backend, here)
+    if not is_initialized():
+        backend = default_backend(device or "cpu")
+        if backend == "nccl" and torch.device(device).index is not None:  # type: ignore[arg-type]
+            raise ValueError(
+                f"device = {device!r} under torchrun: write device = 'cuda', so that each "
+                "rank takes its own GPU (LOCAL_RANK)"
+            )
+        init(backend, timeout=seconds, device=device)
+    ranks = Ranks.current()
     if not ranks.is_main:
         mute()  # until the command ends: an error is printed after unmute()
     return ranks
