@@ -305,8 +305,9 @@ def test_ctrl_c_cancels_the_runs_in_flight(tmp_path, cluster, monkeypatch):
 
 
 def test_point_of_two_ranks(tmp_path, cluster):
-    """ranks_per_point=2: two Ray Train workers in one gloo group; rank 0 alone runs today's
-    one-process job and writes the records."""
+    """ranks_per_point=2: two Ray Train workers in one gloo group run the analyze point
+    data-parallel (each builds the model: two calls); rank 0 alone writes the report and the
+    records, whose numbers are a one-process run's."""
     fac = _factory(tmp_path)
     record = tmp_path / "calls.txt"
     out = tmp_path / "sw"
@@ -318,10 +319,12 @@ def test_point_of_two_ranks(tmp_path, cluster):
     assert [r["rank"] for r in ranks] == [0, 1]
     assert all(r["world_size"] == 2 and r["backend"] == "gloo" for r in ranks)
     assert len({r["pid"] for r in ranks}) == 2 and os.getpid() not in {r["pid"] for r in ranks}
-    (call,) = _calls(record)  # the job ran once, on rank 0, with its 1 CPU
-    assert call["pid"] == ranks[0]["pid"] and (call["cpus"], call["threads"]) == (1.0, 1)
+    calls = _calls(record)  # every rank built the model once, each with its 1 CPU
+    assert sorted(c["pid"] for c in calls) == sorted(r["pid"] for r in ranks)
+    assert all((c["cpus"], c["threads"]) == (1.0, 1) for c in calls)
     assert done["metrics"] == run.metrics and run.metrics["problem.p"] == 8 * 75 + 10
-    assert "rank 1 of 2" in (out / "seed=0" / "log.rank1.txt").read_text()
+    results = json.loads((out / "seed=0" / "results.json").read_text())
+    assert results["meta"]["world_size"] == 2
     assert not (out / ".ray_train" / "seed=0").exists()
     local = lg.sweep(
         _config(fac, tmp_path / "local.txt"), {"seed": [0]}, tmp_path / "local", progress=False

@@ -6,12 +6,12 @@ CPU); each of them calls :func:`lossgeometry.app.sweep.execute.execute_rank`, wh
 :func:`rank_job` here. Rank 0 owns the run directory's records (``done.json``,
 ``error.json``, ``log.txt``).
 
-**Where the data-parallel job plugs in:** :func:`rank_job`. It is called on every rank with
-the point's config, run directory, resume flag, a log and the rank; today rank 0 runs the
-one-process job on all the data and the other ranks only take part in the process group.
-The data-parallel ``analyze`` (a Problem whose samples are sharded over the ranks, every sum
-over samples all-reduced, rank 0 writing the report) replaces that body, called on every
-rank with the same arguments.
+What each rank computes is :func:`rank_job`. An ``analyze`` point runs data-parallel, as
+under torchrun: every rank calls :func:`~lossgeometry.app.report.build.build_report` with
+the ranks of the running group (:meth:`lossgeometry.app.launch.Ranks.current`), the data
+are split over the ranks, every sum over samples is all-reduced, and rank 0 alone writes the
+report. A ``run`` point (an experiment of the papers, which builds its own Problems) runs on
+rank 0 as one process would, the other ranks only taking part in the process group.
 """
 
 from __future__ import annotations
@@ -80,13 +80,24 @@ def rank_job(
 ) -> dict[str, float]:
     """What rank ``rank`` of ``world_size`` computes for a point; rank 0's metrics count.
 
-    The data-parallel job plugs in here (see the module docstring). Until then rank 0 runs
-    the one-process job of ``job`` (:data:`~lossgeometry.app.sweep.jobs.JOB_FUNCTIONS`:
-    ``fn(cfg, run_dir, resume, log) -> metrics``) on all the data, so a point's numbers are
-    those of the same point with one rank, and the other ranks return no metrics at once.
-    A data-parallel job must fail on rank 0 when any rank fails (its collectives do), since
-    rank 0's outcome is the point's.
+    ``analyze``: the data-parallel report on every rank (see the module docstring); rank 0
+    returns the metrics of the ``results.json`` it wrote, the others none. ``run``: rank 0
+    runs the one-process job (:data:`~lossgeometry.app.sweep.jobs.JOB_FUNCTIONS`), the others
+    return at once. A rank that fails makes the others' collectives fail, so rank 0's outcome
+    (the point's) is a failure too.
     """
+    if job == "analyze":
+        from lossgeometry.app.launch import Ranks
+        from lossgeometry.app.report import build
+        from lossgeometry.app.sweep.jobs import analyze_metrics
+
+        ranks = Ranks.current()
+        if ranks.world_size != world_size:
+            raise RuntimeError(
+                f"the point has {world_size} ranks but the process group {ranks.world_size}"
+            )
+        build.build_report(cfg, run_dir, resume=resume, progress=False, log=log, ranks=ranks)
+        return analyze_metrics(run_dir / "results.json") if rank == 0 else {}
     if rank == 0:
         return JOB_FUNCTIONS[job](cfg, run_dir, resume, log)
     log(f"rank {rank} of {world_size}: the one-process job runs on rank 0")
