@@ -1,4 +1,4 @@
-"""Hessian extremes and trace of an MLP on digits, on one process or on N torchrun ranks.
+"""Hessian and tangent-kernel spectra of an MLP on digits, on one process or N torchrun ranks.
 
     python examples/distributed_spectrum.py                          # one process
     torchrun --nproc-per-node 2 examples/distributed_spectrum.py     # two ranks: same numbers
@@ -33,6 +33,7 @@ def main() -> None:
 
     spec = lg.hessian_spectrum(problem, top=2, bottom=1, solver="lanczos", seed=0)
     trace = lg.hessian_trace(problem, estimator="hutch++", samples=30, seed=0)
+    kernel = lg.kernel_spectrum(problem, num_eigenvalues=2)  # K = DF DFᵀ, (10 n × 10 n)
     numbers = {
         "world_size": problem.world_size,
         "n": problem.n,
@@ -41,6 +42,8 @@ def main() -> None:
         "hessian_top": [float(v) for v in spec.top],
         "hessian_bottom": [float(v) for v in spec.bottom],
         "hessian_trace": float(trace.estimate),
+        "kernel_lambda_min": float(kernel.lambda_min),
+        "kernel_lambda_max": float(kernel.lambda_max),
     }
     if lg.distributed.is_main():
         print(json.dumps(numbers, indent=1))

@@ -79,8 +79,10 @@ from lossgeometry.curvature.profile import (  # curvature study
 )
 from lossgeometry.kernel import (  # tangent kernel
     KernelMethod,
+    KernelRows,
     KernelSpectrum,
     NTKOperator,
+    kernel_rows,
     kernel_spectrum,
     ntk_operator,
     tangent_kernel,
@@ -161,8 +163,10 @@ __all__ = [
     "model_hessian_operator",
     # tangent kernel
     "KernelMethod",
+    "KernelRows",
     "KernelSpectrum",
     "NTKOperator",
+    "kernel_rows",
     "kernel_spectrum",
     "ntk_operator",
     "tangent_kernel",
