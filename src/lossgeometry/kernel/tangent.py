@@ -15,7 +15,8 @@ Methods (:class:`KernelMethod`):
   (``O(n k · backward + n² k² p)``, memory ``chunk · k · p``): the generic reference.
 * ``"ntvp"`` — columns of ``K`` from matrix-free products ``J(Jᵀ V)`` (one VJP and one JVP
   pass per block of columns); never holds a Jacobian, slowest for the dense matrix.
-* ``"auto"`` — ``"structured"``.
+* ``"auto"`` — the route a cost model predicts to be fastest (:mod:`~lossgeometry.kernel.cost`):
+  ``"structured"`` or ``"jacobian"``; ``"ntvp"`` only when neither fits in memory.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class KernelMethod(str, enum.Enum):
       contraction — the PyTorch-tutorial approach, chunked. Memory ``O(b · k · p)``.
     * ``NTVP``: matrix-free NTK-vector products ``v ↦ J(Jᵀv)``; memory ``O(p + activations)``
       independent of ``nk``; building the dense kernel costs ``nk/m`` passes.
-    * ``AUTO``: ``STRUCTURED``.
+    * ``AUTO``: ``STRUCTURED`` or ``JACOBIAN``, whichever :mod:`~lossgeometry.kernel.cost`
+      predicts faster; ``NTVP`` only when neither fits in memory.
     """
 
     AUTO = "auto"
@@ -60,7 +62,10 @@ _NOT_FINITE = "the tangent kernel has"
 
 
 def resolve_method(method: str | KernelMethod) -> KernelMethod:
-    """Parse ``method`` (a :class:`KernelMethod` or its string)."""
+    """Parse ``method`` (a :class:`KernelMethod` or its string); ``AUTO`` reads as ``STRUCTURED``.
+
+    ``tangent_kernel`` itself resolves ``AUTO`` by the cost model, once it knows the request.
+    """
     try:
         m = KernelMethod(method)
     except ValueError:
@@ -190,6 +195,11 @@ def tangent_kernel(
         "diagonal_only=True, outputs='trace', or a subset of samples (indices=...)",
     )
     budget = max(limit - out_bytes, 1)
+    if KernelMethod(method) is KernelMethod.AUTO:  # the cheaper route by the cost model
+        from lossgeometry.kernel.cost import choose_method
+
+        how = dict(m=m, ks=ks, trace=trace, diagonal_only=diagonal_only, budget=budget)
+        meth = KernelMethod(choose_method(problem, **how))
     if meth is KernelMethod.NTVP:
         return require_finite(
             _ntvp_kernel(problem, w, sel, trace, diagonal_only, idx, chunk_size, budget, progress),
