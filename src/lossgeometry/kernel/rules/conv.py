@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lossgeometry.kernel.rules.base import Bilinear, Factors, Rule, materialize
+from lossgeometry.kernel.rules.base import Bilinear, Factors, Materialized, Rule
 
 
 def _unfold2d(
@@ -46,8 +46,8 @@ def _unfold2d(
     return torch.stack(cols, dim=2).reshape(b, C * kh * kw, Lh * Lw)
 
 
-def unfold_patches(module: nn.Conv1d | nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """Input patches ``(b, G, L, (C_in/G)·|kernel|)`` in the layout of ``module.weight``."""
+def unfold_columns(module: nn.Conv1d | nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """Input patches as columns, ``(b, G, (C_in/G)·|kernel|, L)`` (``F.unfold``'s layout)."""
     one_d = isinstance(module, nn.Conv1d)
     mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
     pad = list(module._reversed_padding_repeated_twice)
@@ -60,8 +60,45 @@ def unfold_patches(module: nn.Conv1d | nn.Conv2d, x: torch.Tensor) -> torch.Tens
         ksz, dil, st = module.kernel_size, module.dilation, module.stride
     cols = _unfold2d(x, ksz, dil, st)  # (b, C_in·|k|, L)
     b, _, L = cols.shape
+    return cols.reshape(b, module.groups, -1, L)
+
+
+def unfold_patches(module: nn.Conv1d | nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """Input patches ``(b, G, L, (C_in/G)·|kernel|)`` in the layout of ``module.weight``."""
+    return unfold_columns(module, x).transpose(2, 3)
+
+
+def per_sample_gradients(
+    module: nn.Conv1d | nn.Conv2d,
+    inputs: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    active: frozenset[str],
+) -> Materialized:
+    r"""``P_{i,a} = Σ_calls Σ_l B_{i,a,l} ⊗ [A_{i,l}, 1]`` as one batched GEMM per call.
+
+    Per sample and group, ``(ks·C_out/G × L) @ (L × (C_in/G)·|kernel|)`` with the patches
+    read transposed in place (no copy), and the bias part ``Σ_l B_{i,a,l}``: the weight
+    gradient exactly as autograd's ``convolution_backward`` would form it per sample.
+    """
+    b, ks = grads[0].shape[:2]
     G = module.groups
-    return cols.reshape(b, G, -1, L).transpose(2, 3)
+    dB = module.out_channels // G
+    P: torch.Tensor | None = None
+    for x, g in zip(inputs, grads, strict=True):
+        L = math.prod(g.shape[3:])
+        # (b, ks, G·dB, L) -> (b·G, ks·dB, L): the only copy of the output gradients
+        B = g.reshape(b, ks, G, dB, L).transpose(1, 2).reshape(b * G, ks * dB, L)
+        parts = []
+        if "weight" in active:
+            A = unfold_columns(module, x.to(g.dtype)).reshape(b * G, -1, L)
+            parts.append(torch.bmm(B, A.transpose(1, 2)))  # (b·G, ks·dB, dA)
+        if "bias" in active:
+            parts.append(B.sum(-1, keepdim=True))
+        Pc = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        Pc = Pc.reshape(b, G, ks, dB, -1).transpose(1, 2).reshape(b, ks, -1)
+        P = Pc if P is None else P.add_(Pc)
+    assert P is not None
+    return Materialized(P)
 
 
 class ConvRule(Rule):
@@ -95,7 +132,13 @@ class ConvRule(Rule):
         active: frozenset[str],
         route: str,
     ) -> Factors:
-        """Unfolded patches (plus a 1 for the bias) and output gradients per group."""
+        """Unfolded patches (plus a 1 for the bias) and output gradients per group.
+
+        The materialized route forms the per-sample gradients directly
+        (:func:`per_sample_gradients`).
+        """
+        if route == "materialize":
+            return per_sample_gradients(module, inputs, grads, active)
         b = inputs[0].shape[0]
         ks = grads[0].shape[1]
         G = module.groups
@@ -111,5 +154,4 @@ class ConvRule(Rule):
                 parts.append(A.new_ones(b, G, L, 1))
             As.append(torch.cat(parts, dim=-1))
             Bs.append(Bg)
-        f = Bilinear(B=torch.cat(Bs, dim=3), A=torch.cat(As, dim=2))
-        return materialize(f) if route == "materialize" else f
+        return Bilinear(B=torch.cat(Bs, dim=3), A=torch.cat(As, dim=2))
