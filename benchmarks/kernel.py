@@ -207,7 +207,7 @@ def run_case(kind: str, n: int, size: int, args: argparse.Namespace, limit: int)
     flops = route_flops(pb)
     _record(row, "lg structured", t_ref, flops["lg structured"], args.peak)
     row["lg auto"] = choose_method(
-        pb, m=n, ks=k, trace=False, diagonal_only=False, budget=limit - 4 * N * N
+        pb, m=n, ks=k, trace=False, diagonal_only=False, fits=lambda _: True
     )
     print(
         f"{label}: p={p}, N={N}; lg structured {t_ref:.3f}s {[round(t, 3) for t in ts]} "

@@ -51,6 +51,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -368,33 +369,32 @@ def choose_method(
     ks: int,
     trace: bool,
     diagonal_only: bool,
-    budget: int,
+    fits: Callable[[str], bool],
 ) -> str:
     """The route ``method="auto"`` takes: ``"structured"``, ``"jacobian"`` or ``"ntvp"``.
 
-    ``ntvp`` when neither dense route fits one sample's factors in ``budget`` bytes; else the
-    cheaper of the two by :func:`estimate`, ``jacobian`` only if :data:`MARGIN` times cheaper
-    (and fitting).
+    Args:
+        problem: the problem.
+        m: samples of the request.
+        ks: outputs per sample.
+        trace: the trace kernel.
+        diagonal_only: only the per-sample blocks.
+        fits: whether one sample's factors of a route (``"structured"``/``"jacobian"``) fit
+            in the memory budget (``tangent_kernel`` asks its memory guard).
+
+    ``ntvp`` when neither dense route fits; else the cheaper of the two by :func:`estimate`,
+    ``jacobian`` only if :data:`MARGIN` times cheaper.
     """
     from lossgeometry.kernel.structured import build_plan
-    from lossgeometry.kernel.tangent import KernelMethod, _chunk_size
 
-    plan = build_plan(problem)
-
-    def fits(meth: KernelMethod) -> bool:
-        try:
-            _chunk_size(problem, meth, ks, 1, None, budget, plan)
-        except ValueError:
-            return False
-        return True
-
-    s_ok, j_ok = fits(KernelMethod.STRUCTURED), fits(KernelMethod.JACOBIAN)
+    s_ok, j_ok = fits("structured"), fits("jacobian")
     if not (s_ok or j_ok):
         return "ntvp"
     if not j_ok:
         return "structured"
     if not s_ok:
         return "jacobian"
+    plan = build_plan(problem)
     if not plan.fallback and all(e.route != "materialize" for e in plan.entries):
         return "structured"  # nothing materialized: the Jacobian route cannot be cheaper
     t = estimate(problem, m=m, ks=ks, trace=trace, diagonal_only=diagonal_only)

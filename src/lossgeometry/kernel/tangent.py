@@ -198,8 +198,18 @@ def tangent_kernel(
     if KernelMethod(method) is KernelMethod.AUTO:  # the cheaper route by the cost model
         from lossgeometry.kernel.cost import choose_method
 
-        how = dict(m=m, ks=ks, trace=trace, diagonal_only=diagonal_only, budget=budget)
-        meth = KernelMethod(choose_method(problem, **how))
+        def fits(name: str) -> bool:  # one sample's factors within the budget
+            from lossgeometry.kernel.structured import build_plan
+
+            plan = build_plan(problem) if name == "structured" else None
+            try:
+                _chunk_size(problem, KernelMethod(name), ks, 1, None, budget, plan)
+            except ValueError:
+                return False
+            return True
+
+        how = dict(m=m, ks=ks, trace=trace, diagonal_only=diagonal_only)
+        meth = KernelMethod(choose_method(problem, fits=fits, **how))
     if meth is KernelMethod.NTVP:
         return require_finite(
             _ntvp_kernel(problem, w, sel, trace, diagonal_only, idx, chunk_size, budget, progress),
