@@ -59,7 +59,7 @@ import torch
 
 from lossgeometry.problem import Problem
 
-MARGIN: float = 1.15
+MARGIN: float = 1.05
 """``jacobian`` must be predicted this many times faster than ``structured`` to be chosen."""
 
 CACHE_FILE = "calibration.json"
@@ -125,7 +125,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _rate(fn: Any, work: float, device: torch.device, repeats: int = 3) -> float:
+def _rate(fn: Any, work: float, device: torch.device, repeats: int = 5) -> float:
     """``work`` per second of ``fn`` (best of ``repeats`` after a warm-up)."""
     fn()
     best = math.inf
