@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import lossgeometry as lg
+from lossgeometry.kernel import calibration as calib
 from lossgeometry.kernel import cost
 from tests.kernel.kernel_oracle import oracle_kernel, rel_err
 
@@ -128,28 +129,28 @@ def test_auto_on_a_transformer_is_exact():
 def cache(tmp_path, monkeypatch):
     """An empty XDG cache and a counting stand-in for the measurement."""
     cost.set_calibration(None)
-    cost._MEMO.clear()
+    calib._MEMO.clear()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     calls = []
 
     def fake(device="cpu"):
         calls.append(device)
-        return cost.Calibration(1e11, 5e10, 1e10, 1e-6, key=cost.calibration_key(device))
+        return cost.Calibration(1e11, 5e10, 1e10, 1e-6, key=calib.calibration_key(device))
 
-    monkeypatch.setattr(cost, "measure", fake)
-    yield tmp_path / "lossgeometry" / cost.CACHE_FILE, calls
-    cost._MEMO.clear()
+    monkeypatch.setattr(calib, "measure", fake)
+    yield tmp_path / "lossgeometry" / calib.CACHE_FILE, calls
+    calib._MEMO.clear()
 
 
 def test_calibration_is_measured_once_and_cached(cache):
     path, calls = cache
-    a = cost.calibration("cpu")
+    a = calib.calibration("cpu")
     assert len(calls) == 1 and path.exists()
     data = json.loads(path.read_text())
-    key = cost.calibration_key(torch.device("cpu"))
+    key = calib.calibration_key(torch.device("cpu"))
     assert key in data and f"torch {torch.__version__}" in key and "threads" in key
-    cost._MEMO.clear()  # a new process: read from disk
-    assert cost.calibration("cpu") == a and len(calls) == 1
+    calib._MEMO.clear()  # a new process: read from disk
+    assert calib.calibration("cpu") == a and len(calls) == 1
     assert not list(path.parent.glob(".calibration-*"))  # no temporary file left
 
 
@@ -157,9 +158,9 @@ def test_calibration_is_measured_once_and_cached(cache):
 def test_corrupt_cache_is_measured_again(cache, content):
     path, calls = cache
     path.parent.mkdir(parents=True)
-    key = cost.calibration_key(torch.device("cpu"))
+    key = calib.calibration_key(torch.device("cpu"))
     path.write_text(content.replace("KEY", key))
-    cal = cost.calibration("cpu")
+    cal = calib.calibration("cpu")
     assert len(calls) == 1 and cal.gemm == 1e11
     assert json.loads(path.read_text())[key]["gemm"] == 1e11
 
@@ -169,7 +170,7 @@ def test_other_machines_entries_are_kept(cache):
     path.parent.mkdir(parents=True)
     other = {"gemm": 1.0, "batched": 1.0, "bandwidth": 1.0, "overhead": 1.0}
     path.write_text(json.dumps({"torch 0.1 | cuda:X | threads 9": other}))
-    cost.calibration("cpu")
+    calib.calibration("cpu")
     data = json.loads(path.read_text())
     assert data["torch 0.1 | cuda:X | threads 9"] == other and len(data) == 2
 
@@ -178,7 +179,7 @@ def test_unwritable_cache_still_calibrates(cache, monkeypatch):
     path, calls = cache
     path.parent.parent.mkdir(parents=True, exist_ok=True)
     path.parent.write_text("a file where the folder should be")
-    assert cost.calibration("cpu").gemm == 1e11 and len(calls) == 1
+    assert calib.calibration("cpu").gemm == 1e11 and len(calls) == 1
 
 
 def test_calibration_from_dict_rejects_bad_numbers():

@@ -26,16 +26,14 @@ budget). Each route is a sum of terms ``flops / rate + bytes / bandwidth``:
 * the **jacobian** route: a forward and ``ks`` backward passes that also form the weight
   gradients, ``m (1 + 2 ks) F``; ``m ks p`` elements written; ``pairs · ks² · p`` in the GEMM.
 
-``pairs`` is ``m (m + 1) / 2`` for the full kernel or its trace (the diagonal block is formed
-as a symmetric product, the off-diagonal blocks once) and ``m`` for ``diagonal_only``; the
-trace modes replace ``ks²`` by ``ks`` in the contractions.
+``pairs`` is ``m²`` for the full kernel or its trace, ``m`` for ``diagonal_only``; the
+contraction ``P Pᵀ`` of the full kernel is formed from its lower block triangle, a fraction
+``(c + 1) / (2c)`` of it with ``c`` row blocks (:func:`_pairs`); the trace modes replace
+``ks²`` by ``ks`` in the contractions.
 
-The rates come from a **calibration** per machine (:func:`calibrate`): a large float32
-GEMM, batched small matrix products of per-sample-gradient shapes, a large copy and the
-dispatch time of a tiny operation, about 0.2 s of timing. It is cached on disk, in
-``$XDG_CACHE_HOME/lossgeometry/calibration.json`` (default ``~/.cache/lossgeometry``), keyed
-by torch version, device and thread count; the file is written atomically and a corrupt or
-foreign entry is measured again. :func:`set_calibration` fixes the numbers (tests do).
+The rates come from a per-machine **calibration** (:mod:`~lossgeometry.kernel.calibration`:
+a large float32 GEMM, batched small products, a large copy, the dispatch time; measured once
+and cached on disk).
 
 The model only has to rank the routes. ``jacobian`` is taken when it is predicted at least
 :data:`MARGIN` times cheaper, so that near-ties (convolutional nets, where both routes do the
@@ -44,177 +42,37 @@ same passes) keep the structured kernel.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import math
-import os
-import tempfile
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from lossgeometry.kernel.calibration import (
+    Calibration,
+    calibrate,
+    calibration,
+    set_calibration,
+)
 from lossgeometry.problem import Problem
+
+__all__ = [
+    "MARGIN",
+    "Calibration",
+    "Work",
+    "calibrate",
+    "calibration",
+    "choose_method",
+    "estimate",
+    "forward_flops",
+    "jacobian_work",
+    "set_calibration",
+    "structured_work",
+]
 
 MARGIN: float = 1.05
 """``jacobian`` must be predicted this many times faster than ``structured`` to be chosen."""
-
-CACHE_FILE = "calibration.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class Calibration:
-    """Measured speeds of one machine (device, torch version, threads)."""
-
-    gemm: float
-    """flop/s of a large float32 matrix product (the kernel contraction ``P Pᵀ``)."""
-    batched: float
-    """flop/s of batched small matrix products (per-sample gradients, layer passes)."""
-    bandwidth: float
-    """bytes/s of a large copy (read plus write counted once)."""
-    overhead: float
-    """seconds per dispatched tiny operation."""
-    key: str = ""
-    """What the numbers were measured on (see :func:`calibration_key`)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able fields."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Calibration:
-        """Inverse of :meth:`to_dict`; raises ``ValueError`` on missing or bad numbers."""
-        vals = {}
-        for f in ("gemm", "batched", "bandwidth", "overhead"):
-            v = float(d[f])
-            if not math.isfinite(v) or v <= 0:
-                raise ValueError(f"calibration field {f} = {v!r} is not a positive number")
-            vals[f] = v
-        return cls(**vals, key=str(d.get("key", "")))
-
-
-_FIXED: Calibration | None = None
-_MEMO: dict[str, Calibration] = {}
-
-
-def set_calibration(cal: Calibration | None) -> None:
-    """Use ``cal`` for every decision (``None``: measure or read the cache again)."""
-    global _FIXED
-    _FIXED = cal
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/lossgeometry``, or ``~/.cache/lossgeometry``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "lossgeometry"
-
-
-def calibration_key(device: torch.device) -> str:
-    """``torch version | device (name) | threads``: what one calibration is valid for."""
-    name = device.type
-    if device.type == "cuda":
-        name += ":" + torch.cuda.get_device_name(device)
-    return f"torch {torch.__version__} | {name} | threads {torch.get_num_threads()}"
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _rate(fn: Any, work: float, device: torch.device, repeats: int = 5) -> float:
-    """``work`` per second of ``fn`` (best of ``repeats`` after a warm-up)."""
-    fn()
-    best = math.inf
-    for _ in range(repeats):
-        _sync(device)
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - t)
-    return work / max(best, 1e-9)
-
-
-def measure(device: torch.device | str = "cpu") -> Calibration:
-    """Time the four kernels of the model on ``device`` (float32; about 0.2 s on a CPU)."""
-    dev = torch.device(device)
-    g = torch.Generator(device=dev).manual_seed(0)
-    big = 2048 if dev.type == "cuda" else 512
-
-    def rnd(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=g, device=dev)
-
-    a, b = rnd(big, big), rnd(big, 2 * big)
-    gemm = _rate(lambda: a @ b, 2.0 * big * big * 2 * big, dev)
-    # per-sample gradients: (ks·d_B × S) @ (S × d_A) for each sample of a chunk
-    x, y = rnd(32, 160, 256), rnd(32, 256, 64)
-    batched = _rate(lambda: torch.bmm(x, y), 2.0 * 32 * 160 * 256 * 64, dev)
-    src = rnd(1 << 22)
-    dst = torch.empty_like(src)
-    bandwidth = _rate(lambda: dst.copy_(src), 2.0 * src.numel() * 4, dev)
-    tiny = rnd(4)
-
-    def ops() -> None:
-        for _ in range(200):
-            tiny.add(1.0)
-
-    overhead = 1.0 / _rate(ops, 200.0, dev)
-    return Calibration(gemm, batched, bandwidth, overhead, key=calibration_key(dev))
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (a temporary file in the same folder, then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".calibration-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def calibration(device: torch.device | str = "cpu", *, refresh: bool = False) -> Calibration:
-    """The calibration of ``device``: fixed, memoized, cached on disk, or measured now.
-
-    A missing, corrupt or implausible cache entry is measured again and the file rewritten
-    (other machines' entries in it are kept). An unwritable cache folder only costs the
-    measurement at every new process.
-    """
-    if _FIXED is not None and not refresh:
-        return _FIXED
-    dev = torch.device(device)
-    key = calibration_key(dev)
-    if not refresh and key in _MEMO:
-        return _MEMO[key]
-    path = cache_dir() / CACHE_FILE
-    data = _read(path)
-    cal = None
-    if not refresh and isinstance(data.get(key), dict):
-        try:
-            cal = Calibration.from_dict({**data[key], "key": key})
-        except (KeyError, TypeError, ValueError):
-            cal = None
-    if cal is None:
-        cal = measure(dev)
-        data[key] = cal.to_dict()
-        with contextlib.suppress(OSError):
-            _write(path, data)
-    _MEMO[key] = cal
-    return cal
 
 
 # --------------------------------------------------------------------------- route costs
@@ -246,8 +104,22 @@ class Work:
         )
 
 
-def _pairs(m: int, diagonal_only: bool) -> float:
-    return float(m) if diagonal_only else m * (m + 1) / 2.0
+def _pairs(m: int, ks: int, diagonal_only: bool, trace: bool) -> tuple[float, float]:
+    """Sample pairs of the blocks formed: ``(all, with the symmetric product)``.
+
+    The full kernel's ``P Pᵀ`` is formed from ``c (c + 1) / 2`` of ``c²`` row blocks
+    (:func:`~lossgeometry.kernel.rules.base.symmetric_product`); the trace and the Gram
+    layers form every pair.
+    """
+    from lossgeometry.kernel.rules.base import SYMMETRIC_BLOCK
+
+    if diagonal_only:
+        return float(m), float(m)
+    N = m * ks
+    if trace or N < 2 * SYMMETRIC_BLOCK:
+        return float(m * m), float(m * m)
+    c = math.ceil(N / max(SYMMETRIC_BLOCK, -(-N // 8)))
+    return float(m * m), m * m * (c + 1) / (2.0 * c)
 
 
 def _passes(plan: Any, m: int, ks: int, F: float, item: int) -> Work:
@@ -276,7 +148,7 @@ def structured_work(
     """Work of the structured route on ``m`` samples and ``ks`` outputs (see module doc)."""
     from lossgeometry.kernel.rules.base import bilinear_costs
 
-    pairs = _pairs(m, diagonal_only)
+    pairs, sym = _pairs(m, ks, diagonal_only, trace)
     kk = ks if trace else ks * ks
     F = forward_flops(plan)
     w = _passes(plan, m, ks, F, item) + Work(ops=30.0 * len(plan.entries))
@@ -285,13 +157,13 @@ def structured_work(
         if e.rule.name == "layernorm":
             X = 2 * dB
             w = w + Work(batched_flops=3.0 * m * ks * S * dB, bytes=2.0 * m * ks * X * item)
-            w = w + Work(gemm_flops=2.0 * pairs * kk * X)
+            w = w + Work(gemm_flops=2.0 * sym * kk * X)
             continue
         if e.route == "materialize":
             X = G * dA * dB
             form = 2.0 * m * ks * G * S * dA * dB if e.rule.name != "embedding" else 0.0
             w = w + Work(batched_flops=form, bytes=3.0 * m * ks * X * item)
-            w = w + Work(gemm_flops=2.0 * pairs * kk * X)
+            w = w + Work(gemm_flops=2.0 * sym * kk * X)
         elif S == 1:
             w = w + Work(gemm_flops=2.0 * pairs * (dA + kk * dB), bytes=3.0 * pairs * kk * item)
         else:
@@ -301,7 +173,7 @@ def structured_work(
         w = w + _passes(plan, m, ks, F, item)
         w = w + Work(
             bytes=3.0 * m * ks * plan.fallback_size * item,
-            gemm_flops=2.0 * pairs * kk * plan.fallback_size,
+            gemm_flops=2.0 * sym * kk * plan.fallback_size,
             ops=100.0 * len(plan.fallback),
         )
     return w
@@ -318,13 +190,13 @@ def jacobian_work(
     item: int = 4,
 ) -> Work:
     """Work of the jacobian route (``vmap(jacrev)`` of all ``p`` parameters, contracted)."""
-    pairs = _pairs(m, diagonal_only)
+    _, sym = _pairs(m, ks, diagonal_only, trace)
     kk = ks if trace else ks * ks
     F = forward_flops(plan)
     return _passes(plan, m, ks, F, item) + Work(
         batched_flops=m * ks * F,
         bytes=3.0 * m * ks * p * item,
-        gemm_flops=2.0 * pairs * kk * p,
+        gemm_flops=2.0 * sym * kk * p,
         ops=100.0 * (len(plan.entries) + len(plan.fallback)),
     )
 
