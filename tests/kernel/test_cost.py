@@ -17,7 +17,9 @@ from lossgeometry.kernel import calibration as calib
 from lossgeometry.kernel import cost
 from tests.kernel.kernel_oracle import oracle_kernel, rel_err
 
-FIXED = cost.Calibration(gemm=150e9, batched=60e9, bandwidth=8e9, overhead=2e-6, key="test")
+FIXED = cost.Calibration(
+    gemm=150e9, batched=100e9, layer=40e9, bandwidth=20e9, overhead=2e-6, key="test"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +84,8 @@ def test_transformer_gap_is_the_probe_pass():
     s = cost.structured_work(plan, pb.n, pb.k)
     j = cost.jacobian_work(plan, pb.p, pb.n, pb.k)
     F = cost.forward_flops(plan)
-    assert s.batched_flops - j.batched_flops == pytest.approx(pb.n * (1 + pb.k) * F, rel=0.05)
+    gap = (s.layer_flops + s.batched_flops) - (j.layer_flops + j.batched_flops)
+    assert gap == pytest.approx(pb.n * (1 + pb.k) * F, rel=0.05)
 
 
 def test_mlp_needs_no_calibration(monkeypatch):
@@ -135,7 +138,7 @@ def cache(tmp_path, monkeypatch):
 
     def fake(device="cpu"):
         calls.append(device)
-        return cost.Calibration(1e11, 5e10, 1e10, 1e-6, key=calib.calibration_key(device))
+        return cost.Calibration(1e11, 5e10, 3e10, 1e10, 1e-6, key=calib.calibration_key(device))
 
     monkeypatch.setattr(calib, "measure", fake)
     yield tmp_path / "lossgeometry" / calib.CACHE_FILE, calls
@@ -154,7 +157,10 @@ def test_calibration_is_measured_once_and_cached(cache):
     assert not list(path.parent.glob(".calibration-*"))  # no temporary file left
 
 
-@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"KEY": {"gemm": -1}}'])
+OLD = '{"KEY": {"gemm": 1, "batched": 1, "bandwidth": 1, "overhead": 1}}'  # no "layer"
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"KEY": {"gemm": -1}}', OLD])
 def test_corrupt_cache_is_measured_again(cache, content):
     path, calls = cache
     path.parent.mkdir(parents=True)
@@ -168,7 +174,7 @@ def test_corrupt_cache_is_measured_again(cache, content):
 def test_other_machines_entries_are_kept(cache):
     path, _ = cache
     path.parent.mkdir(parents=True)
-    other = {"gemm": 1.0, "batched": 1.0, "bandwidth": 1.0, "overhead": 1.0}
+    other = {"gemm": 1.0, "batched": 1.0, "layer": 1.0, "bandwidth": 1.0, "overhead": 1.0}
     path.write_text(json.dumps({"torch 0.1 | cuda:X | threads 9": other}))
     calib.calibration("cpu")
     data = json.loads(path.read_text())
@@ -184,6 +190,8 @@ def test_unwritable_cache_still_calibrates(cache, monkeypatch):
 
 def test_calibration_from_dict_rejects_bad_numbers():
     with pytest.raises(ValueError, match="positive"):
-        cost.Calibration.from_dict({"gemm": 0, "batched": 1, "bandwidth": 1, "overhead": 1})
+        cost.Calibration.from_dict(
+            {"gemm": 0, "batched": 1, "layer": 1, "bandwidth": 1, "overhead": 1}
+        )
     d = FIXED.to_dict()
     assert cost.Calibration.from_dict(d) == FIXED

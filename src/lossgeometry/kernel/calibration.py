@@ -1,8 +1,10 @@
 r"""Per-machine rates for the kernel cost model (:mod:`~lossgeometry.kernel.cost`).
 
-:func:`measure` times four kernels on a device, float32: a ``512 × 512 @ 512 × 1024`` GEMM,
-batched ``(160 × 256) @ (256 × 64)`` products (per-sample-gradient shapes), a 16 MiB copy and
-200 tiny additions (the dispatch time), best of 5 after a warm-up, about 0.2 s on a CPU.
+:func:`measure` times five kernels on a device, float32: a ``512 × 512 @ 512 × 1024`` GEMM,
+batched ``(160 × 256) @ (256 × 64)`` products (per-sample-gradient shapes), the forward and
+input-gradient pass of a 3x3 convolution (8 × 16 × 32 × 32, 16 channels: the rate of the
+layer passes, well below the GEMM's on a CPU), a 16 MiB copy and 200 tiny additions (the
+dispatch time), best of 5 after a warm-up, about 0.3 s on a CPU.
 :func:`calibration` measures once per machine and caches the result on disk, in
 ``$XDG_CACHE_HOME/lossgeometry/calibration.json`` (default ``~/.cache/lossgeometry``), keyed
 by :func:`calibration_key` (torch version, device, thread count). The file is written
@@ -35,7 +37,9 @@ class Calibration:
     gemm: float
     """flop/s of a large float32 matrix product (the kernel contraction ``P Pᵀ``)."""
     batched: float
-    """flop/s of batched small matrix products (per-sample gradients, layer passes)."""
+    """flop/s of batched small matrix products (per-sample gradients)."""
+    layer: float
+    """flop/s of a layer's forward and backward passes (a 3x3 convolution, 16 channels)."""
     bandwidth: float
     """bytes/s of a large copy (read plus write counted once)."""
     overhead: float
@@ -51,7 +55,7 @@ class Calibration:
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
         """Inverse of :meth:`to_dict`; raises ``ValueError`` on missing or bad numbers."""
         vals = {}
-        for f in ("gemm", "batched", "bandwidth", "overhead"):
+        for f in ("gemm", "batched", "layer", "bandwidth", "overhead"):
             v = float(d[f])
             if not math.isfinite(v) or v <= 0:
                 raise ValueError(f"calibration field {f} = {v!r} is not a positive number")
@@ -102,7 +106,7 @@ def _rate(fn: Any, work: float, device: torch.device, repeats: int = 5) -> float
 
 
 def measure(device: torch.device | str = "cpu") -> Calibration:
-    """Time the four kernels of the model on ``device`` (float32; about 0.2 s on a CPU)."""
+    """Time the five kernels of the model on ``device`` (float32; about 0.3 s on a CPU)."""
     dev = torch.device(device)
     g = torch.Generator(device=dev).manual_seed(0)
     big = 2048 if dev.type == "cuda" else 512
@@ -115,6 +119,16 @@ def measure(device: torch.device | str = "cpu") -> Calibration:
     # per-sample gradients: (ks·d_B × S) @ (S × d_A) for each sample of a chunk
     x, y = rnd(32, 160, 256), rnd(32, 256, 64)
     batched = _rate(lambda: torch.bmm(x, y), 2.0 * 32 * 160 * 256 * 64, dev)
+    # a layer pass: forward and input gradient of a 3x3 convolution, 16 -> 16 channels
+    xc = rnd(8, 16, 32, 32).requires_grad_(True)
+    wc = rnd(16, 16, 3, 3)
+
+    def conv_pass() -> None:
+        with torch.enable_grad():
+            out = torch.nn.functional.conv2d(xc, wc, padding=1)
+            torch.autograd.grad(out, xc, out)
+
+    layer = _rate(conv_pass, 2 * 2.0 * 8 * 16 * 9 * 16 * 32 * 32, dev)
     src = rnd(1 << 22)
     dst = torch.empty_like(src)
     bandwidth = _rate(lambda: dst.copy_(src), 2.0 * src.numel() * 4, dev)
@@ -125,7 +139,7 @@ def measure(device: torch.device | str = "cpu") -> Calibration:
             tiny.add(1.0)
 
     overhead = 1.0 / _rate(ops, 200.0, dev)
-    return Calibration(gemm, batched, bandwidth, overhead, key=calibration_key(dev))
+    return Calibration(gemm, batched, layer, bandwidth, overhead, key=calibration_key(dev))
 
 
 def _read(path: Path) -> dict[str, Any]:

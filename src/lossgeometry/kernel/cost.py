@@ -8,7 +8,8 @@ budget). Each route is a sum of terms ``flops / rate + bytes / bandwidth``:
 * a **layer pass** (forward, or backward of activations) costs ``F`` flops per sample, with
   ``F = Σ_layers 2 G S d_A d_B`` (``G`` groups, ``S`` positions, ``d_A`` inputs plus bias,
   ``d_B`` outputs of each layer with a rule; ``2·p`` for parameters without one), at the
-  rate of batched small matrix products;
+  calibrated rate of a layer pass (a small convolution's forward and backward); the weight
+  gradients that the Jacobian route's backward forms are charged at that rate too;
 * the **structured** route: a forward and ``ks`` backward passes to the probes,
   ``m (1 + ks) F``; per layer, its route from the plan (:mod:`~lossgeometry.kernel.structured`):
 
@@ -32,7 +33,8 @@ contraction ``P Pᵀ`` of the full kernel is formed from its lower block triangl
 ``ks²`` by ``ks`` in the contractions.
 
 The rates come from a per-machine **calibration** (:mod:`~lossgeometry.kernel.calibration`:
-a large float32 GEMM, batched small products, a large copy, the dispatch time; measured once
+a large float32 GEMM, batched small products, a layer pass, a large copy, the dispatch time;
+measured once
 and cached on disk).
 
 The model only has to rank the routes. ``jacobian`` is taken when it is predicted at least
@@ -84,6 +86,7 @@ class Work:
     batched_flops: float = 0.0
     bytes: float = 0.0
     ops: float = 0.0
+    layer_flops: float = 0.0
 
     def __add__(self, other: Work) -> Work:
         pairs = zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True)
@@ -92,13 +95,14 @@ class Work:
     @property
     def flops(self) -> float:
         """All floating-point operations counted (multiply and add separately)."""
-        return self.gemm_flops + self.batched_flops
+        return self.gemm_flops + self.batched_flops + self.layer_flops
 
     def seconds(self, cal: Calibration) -> float:
-        """Predicted time: ``gemm/rate + batched/rate + bytes/bandwidth + ops·overhead``."""
+        """Predicted time: ``Σ flops/rate + bytes/bandwidth + ops·overhead``."""
         return (
             self.gemm_flops / cal.gemm
             + self.batched_flops / cal.batched
+            + self.layer_flops / cal.layer
             + self.bytes / cal.bandwidth
             + self.ops * cal.overhead
         )
@@ -125,7 +129,7 @@ def _pairs(m: int, ks: int, diagonal_only: bool, trace: bool) -> tuple[float, fl
 def _passes(plan: Any, m: int, ks: int, F: float, item: int) -> Work:
     """A forward and ``ks`` backward passes (activation gradients only) over ``m`` samples."""
     act = plan.activation_elements
-    return Work(batched_flops=m * (1 + ks) * F, bytes=m * (1 + 2 * ks) * act * item)
+    return Work(layer_flops=m * (1 + ks) * F, bytes=m * (1 + 2 * ks) * act * item)
 
 
 def forward_flops(plan: Any) -> float:
@@ -194,7 +198,7 @@ def jacobian_work(
     kk = ks if trace else ks * ks
     F = forward_flops(plan)
     return _passes(plan, m, ks, F, item) + Work(
-        batched_flops=m * ks * F,
+        layer_flops=m * ks * F,
         bytes=3.0 * m * ks * p * item,
         gemm_flops=2.0 * sym * kk * p,
         ops=100.0 * (len(plan.entries) + len(plan.fallback)),
