@@ -125,6 +125,8 @@ NOT_A_POINT = {
     "kernel_size": "the kernel's order: depends on the Problem only",
     "linear_layers": "the Problem's Linear layers: no point",
     "jacobian_factors": "a kernel rule's helper on a parameter dict and a chunk, not a point",
+    "estimate": "the kernel routes' cost: depends on the Problem's structure only",
+    "choose_method": "method='auto''s choice: depends on the Problem's structure only",
 }
 """Functions of a Problem that have no point (or only the start of a run)."""
 
