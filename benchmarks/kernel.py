@@ -1,27 +1,39 @@
-"""Benchmark: the dense empirical NTK, lossgeometry vs the PyTorch tutorial vs neural-tangents.
+"""Benchmark: the dense empirical NTK, lossgeometry vs the tutorial, neural-tangents, nngeometry.
 
 Run by hand (results go into docs/benchmarks.md)::
 
-    .venv/bin/python benchmarks/kernel.py                # all, ~10 min on 2 cores
-    .venv/bin/python benchmarks/kernel.py --quick        # one small size per model
-    .venv/bin/python benchmarks/kernel.py --no-nt        # skip neural-tangents
+    .venv/bin/python benchmarks/kernel.py                  # MLPs, small CNNs, transformer
+    .venv/bin/python benchmarks/kernel.py --cases convnets # ResNet-8 and small VGG, 32x32x3
+    .venv/bin/python benchmarks/kernel.py --quick          # one small size per model
+    .venv/bin/python benchmarks/kernel.py --no-nt          # skip neural-tangents
 
 Compared, on the same model, data and parameters (full ``nk × nk`` kernel, float32):
 
 * ``lg structured`` — ``lg.tangent_kernel(problem, method="structured")``;
 * ``lg jacobian`` — ``lg.tangent_kernel(problem, method="jacobian")`` (chunked vmap(jacrev));
+* ``lg auto`` — the route ``method="auto"`` picks by its cost model (reported, not re-timed:
+  it runs the chosen route);
 * ``tutorial`` — the PyTorch NTK tutorial's ``empirical_ntk_jacobian_contraction``
   (``vmap(jacrev)`` per-sample Jacobians of all parameters, then ``einsum('Naf,Mbf->NMab')``),
-  written below exactly as in the tutorial;
-* ``neural-tangents`` — ``nt.empirical_ntk_fn(..., trace_axes=())`` with each of its
-  implementations (1 jacobian contraction, 2 NTK-vector products, 3 structured
-  derivatives), jitted, run in its own virtual environment ``benchmarks/envs/nt`` (JAX on
-  CPU); the JAX model is a stax MLP with the NTK parameterization and the *same* weights.
+  written in ``kernel_peers.py`` exactly as in the tutorial;
+* ``neural-tangents`` — ``nt.empirical_ntk_fn(..., trace_axes=())``, jitted, in its own
+  virtual environment ``benchmarks/envs/nt`` (JAX on CPU), on the *same* weights: on the MLPs
+  all three implementations (1 Jacobian contraction, 2 NTK-vector products, 3 structured
+  derivatives), on the conv nets implementation 3;
+* ``nngeometry`` — nngeometry 0.4's ``GramMatrix`` (conv nets; ``benchmarks/envs/nngeometry``).
 
 Each timing is the median of ``--repeats`` runs after one warm-up run (the JAX warm-up
 includes compilation, reported separately). Sizes whose estimated memory exceeds half the
 available memory are skipped and reported as such. Correctness: every kernel is compared
 with ``lg structured`` (max relative deviation).
+
+Achieved GFLOP/s: FLOPs counted analytically per route (:func:`route_flops`, the counts of
+``lossgeometry.kernel.cost``; multiply and add counted separately), divided by the median
+time, against the measured float32 GEMM rate (2048³, best of 5) at the same thread count.
+(``torch.utils.flop_counter.FlopCounterMode`` was tried: under ``vmap`` it reported more
+FLOPs per second than the GEMM peak for the Jacobian methods, and it breaks nngeometry's
+hooks.) neural-tangents' own route is not counted; XLA's ``cost_analysis()`` count is in
+the JSON.
 """
 
 from __future__ import annotations
@@ -31,101 +43,26 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.func import functional_call, jacrev, vmap
+from kernel_peers import (  # noqa: F401  (re-exported for the other kernel benchmarks)
+    NT_PYTHON,
+    empirical_ntk_jacobian_contraction,
+    make_fnet_single,
+    matmul_peak,
+    nngeometry_available,
+    nngeometry_kernel,
+    run_nt,
+    run_nt_conv,
+)
 
 import lossgeometry as lg
+from lossgeometry.kernel.cost import choose_method, forward_flops, jacobian_work, structured_work
 from lossgeometry.kernel.memory import available_memory, format_bytes
-
-ROOT = Path(__file__).resolve().parent
-NT_PYTHON = ROOT / "envs" / "nt" / "bin" / "python"
-
-
-# ----------------------------------------------------------------- the PyTorch tutorial
-# https://pytorch.org/tutorials/intermediate/neural_tangent_kernels.html (verbatim logic)
-def make_fnet_single(net):
-    def fnet_single(params, x):
-        return functional_call(net, params, (x.unsqueeze(0),)).squeeze(0)
-
-    return fnet_single
-
-
-def empirical_ntk_jacobian_contraction(fnet_single, params, x1, x2):
-    # Compute J(x1)
-    jac1 = vmap(jacrev(fnet_single), (None, 0))(params, x1)
-    jac1 = jac1.values()
-    jac1 = [j.flatten(2) for j in jac1]
-
-    # Compute J(x2)
-    jac2 = vmap(jacrev(fnet_single), (None, 0))(params, x2)
-    jac2 = jac2.values()
-    jac2 = [j.flatten(2) for j in jac2]
-
-    # Compute J(x1) @ J(x2).T
-    result = torch.stack(
-        [torch.einsum("Naf,Mbf->NMab", j1, j2) for j1, j2 in zip(jac1, jac2, strict=True)]
-    )
-    result = result.sum(0)
-    return result
-
-
-# ----------------------------------------------------------------- neural-tangents script
-NT_SCRIPT = r"""
-import json, sys, time, statistics
-import numpy as np
-spec = json.load(open(sys.argv[1]))
-out = {"versions": {}}
-try:
-    import jax, jax.numpy as jnp
-    import neural_tangents as nt
-    from neural_tangents import stax
-    out["versions"] = {"jax": jax.__version__, "neural_tangents": nt.__version__}
-except Exception as e:
-    out["error"] = f"{type(e).__name__}: {e}"
-    json.dump(out, open(sys.argv[2], "w")); sys.exit(0)
-data = np.load(spec["npz"])
-X = jnp.asarray(data["X"])
-layers = []
-depth = spec["depth"]
-for l in range(depth):
-    layers += [stax.Dense(spec["width"], W_std=1.0, b_std=1.0, parameterization="ntk"),
-               stax.Elementwise(fn=jnp.tanh)]
-layers += [stax.Dense(spec["k"], W_std=1.0, b_std=1.0, parameterization="ntk")]
-init_fn, apply_fn, _ = stax.serial(*layers)
-# stax Dense(ntk) stores W (d_in, d_out) and b (d_out,) and computes x W / sqrt(d_in) + b
-params = []
-for l in range(depth + 1):
-    params.append((jnp.asarray(data[f"W{l}"]), jnp.asarray(data[f"b{l}"])))
-    if l < depth:
-        params.append(())
-res = {}
-for impl in spec["impls"]:
-    try:
-        fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(), implementation=impl, vmap_axes=0))
-        t = time.perf_counter()
-        K = fn(X, None, params).block_until_ready()
-        first = time.perf_counter() - t
-        ts = []
-        for _ in range(spec["repeats"] if first < 20 else 0):
-            t = time.perf_counter()
-            K = fn(X, None, params).block_until_ready()
-            ts.append(time.perf_counter() - t)
-        n, k = X.shape[0], spec["k"]
-        Kf = np.asarray(K).transpose(0, 2, 1, 3).reshape(n * k, n * k)
-        np.save(spec["npz"] + f".nt{impl}.npy", Kf)
-        med = statistics.median(ts) if ts else first  # (a single slow run includes the jit)
-        res[str(impl)] = {"median": med, "first": first, "times": ts}
-    except Exception as e:
-        res[str(impl)] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
-out["results"] = res
-json.dump(out, open(sys.argv[2], "w"))
-"""
+from lossgeometry.kernel.structured import build_plan
 
 
 def timeit(fn, repeats: int, slow: float = 20.0) -> tuple[float, list[float], object]:
@@ -153,6 +90,18 @@ def rel_dev(a, b) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
+def conv_case(arch: str, n: int, width: int, seed: int = 0):
+    """ResNet-8 (three stages of one basic block) or the small VGG on synthetic 32x32x3 data."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 3, 32, 32, generator=g)  # CIFAR-shaped, standardized pixels
+    if arch == "resnet8":
+        model = lg.models.resnet(3, 10, width=width, blocks=(1, 1, 1), seed=seed)
+    else:
+        c = (width, width, "M", 2 * width, 2 * width, "M", 4 * width, 4 * width, "M")
+        model = lg.models.vgg(3, 10, c, input_size=32, pool="avg", seed=seed)
+    return model, X, torch.zeros(n, 10)
+
+
 def mlp_case(n: int, width: int, depth: int, seed: int = 0):
     ds = lg.data.load("digits", n=n, one_hot=True, seed=seed)
     model = lg.models.mlp(ds.d_in, width, depth, ds.d_out, parameterization="ntk", seed=seed)
@@ -166,47 +115,6 @@ def cnn_case(n: int, channels: int, seed: int = 0):
         1, (channels, channels), 3, ds.d_out, input_size=8, parameterization="ntk", seed=seed
     )
     return model, X, ds.Y.float()
-
-
-def run_nt(model, X, width: int, depth: int, k: int, args: argparse.Namespace, impls) -> dict:
-    if not NT_PYTHON.exists():
-        return {"error": f"no neural-tangents environment at {NT_PYTHON}"}
-    tmp = Path(tempfile.mkdtemp())
-    arrays = {"X": X.numpy()}
-    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
-    for l, lin in enumerate(linears):
-        arrays[f"W{l}"] = lin.weight.detach().numpy().T.copy()
-        arrays[f"b{l}"] = lin.bias.detach().numpy().copy()
-    npz = str(tmp / "case.npz")
-    np.savez(npz, **arrays)
-    spec = {
-        "npz": npz,
-        "width": width,
-        "depth": depth,
-        "k": k,
-        "repeats": args.repeats,
-        "impls": impls,
-    }
-    (tmp / "spec.json").write_text(json.dumps(spec))
-    (tmp / "nt_bench_script.py").write_text(NT_SCRIPT)
-    env = dict(
-        os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1"
-    )
-    proc = subprocess.run(
-        [NT_PYTHON, tmp / "nt_bench_script.py", tmp / "spec.json", tmp / "out.json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    if not (tmp / "out.json").exists():
-        return {"error": (proc.stderr or proc.stdout)[-600:]}
-    out = json.loads((tmp / "out.json").read_text())
-    for impl in impls:
-        f = Path(npz + f".nt{impl}.npy")
-        if f.exists():
-            out["results"][str(impl)]["K"] = np.load(f)
-    return out
 
 
 PAST: dict[tuple[str, str], tuple[float, float]] = {}
@@ -236,6 +144,46 @@ def transformer_case(n: int, d_model: int, seed: int = 0):
     return model, X, torch.zeros(n, 10)
 
 
+def _label(kind: str, n: int, size: int) -> str:
+    return {
+        "mlp": f"MLP 64-{size}-{size}-10 (NTK), n={n}",
+        "cnn": f"CNN 1-{size}-{size}-10 (3x3, avgpool), n={n}",
+        "transformer": f"Transformer d={size}, 1 block, T=32 tokens, n={n}",
+        "resnet8": f"ResNet-8 (width {size}), 32x32x3, n={n}",
+        "vgg": f"VGG {size}-{size}-M-{2 * size}-{2 * size}-M-{4 * size}-{4 * size}-M, "
+        f"32x32x3, n={n}",
+    }[kind]
+
+
+def route_flops(pb: lg.Problem) -> dict[str, float]:
+    """Analytic FLOPs of each method's route on the full kernel (see the module docstring).
+
+    ``lg structured`` and ``lg jacobian``: the cost model's counts (forward and ``k`` backward
+    passes, per-sample gradients, ``P Pᵀ`` formed from its lower block triangle).
+    ``tutorial``: two Jacobian passes (it forms ``J(x1)`` and ``J(x2)``, here the same
+    inputs) and the full ``N² p`` contraction. ``nngeometry``: one Jacobian pass, full
+    contraction.
+    """
+    plan = build_plan(pb)
+    n, k, p = pb.n, pb.k, pb.p
+    jac_pass = n * (1 + 2 * k) * forward_flops(plan)
+    full = 2.0 * (n * k) ** 2 * p
+    return {
+        "lg structured": structured_work(plan, n, k).flops,
+        "lg jacobian": jacobian_work(plan, p, n, k).flops,
+        "tutorial": 2 * jac_pass + full,
+        "nngeometry": jac_pass + full,
+    }
+
+
+def _record(row: dict, name: str, t: float, flops: float | None, peak: float) -> None:
+    row[name] = t
+    if flops:
+        row[name + " flops"] = flops
+        row[name + " GFLOP/s"] = flops / t / 1e9
+        row[name + " % peak"] = 100.0 * flops / t / peak
+
+
 def run_case(kind: str, n: int, size: int, args: argparse.Namespace, limit: int) -> dict:
     """Time every method on one model size; returns a table row.
 
@@ -244,26 +192,31 @@ def run_case(kind: str, n: int, size: int, args: argparse.Namespace, limit: int)
     """
     if kind == "mlp":
         model, X, Y = mlp_case(n, size, 2)
-        label = f"MLP 64-{size}-{size}-10 (NTK), n={n}"
     elif kind == "cnn":
         model, X, Y = cnn_case(n, size)
-        label = f"CNN 1-{size}-{size}-10 (3x3, avgpool), n={n}"
-    else:
+    elif kind == "transformer":
         model, X, Y = transformer_case(n, size)
-        label = f"Transformer d={size}, 1 block, T=32 tokens, n={n}"
+    else:
+        model, X, Y = conv_case(kind, n, size)
+    label = _label(kind, n, size)
     pb = lg.Problem(model, X, Y)
     k, p = pb.k, pb.p
     N = n * k
-    row = {"case": label, "p": p, "N": N}
+    row: dict = {"case": label, "p": p, "N": N}
     t_ref, ts, K_ref = timeit(lambda: lg.tangent_kernel(pb, method="structured"), args.repeats)
-    row["lg structured"] = t_ref
+    flops = route_flops(pb)
+    _record(row, "lg structured", t_ref, flops["lg structured"], args.peak)
+    row["lg auto"] = choose_method(
+        pb, m=n, ks=k, trace=False, diagonal_only=False, fits=lambda _: True
+    )
     print(
-        f"{label}: p={p}, N={N}; lg structured {t_ref:.3f}s {[round(t, 3) for t in ts]}",
+        f"{label}: p={p}, N={N}; lg structured {t_ref:.3f}s {[round(t, 3) for t in ts]} "
+        f"({row.get('lg structured GFLOP/s', 0):.1f} GFLOP/s); auto -> {row['lg auto']}",
         flush=True,
     )
     jac_bytes = 4 * n * k * p * 2
     work = float(N) * N * p
-    for name, fn, need in (
+    methods = [
         (
             "lg jacobian",
             lambda: lg.tangent_kernel(pb, method="jacobian"),
@@ -279,7 +232,10 @@ def run_case(kind: str, n: int, size: int, args: argparse.Namespace, limit: int)
             ),
             jac_bytes + 4 * N * N * (len(list(model.parameters())) + 1),
         ),
-    ):
+    ]
+    if kind in ("resnet8", "vgg") and nngeometry_available():
+        methods.append(("nngeometry", lambda: nngeometry_kernel(model, X), 4 * N * N * 2))
+    for name, fn, need in methods:
         if need > limit:
             row[name] = f"OOM/skipped (estimated {format_bytes(need)})"
             print(f"  {name}: {row[name]}", flush=True)
@@ -296,18 +252,19 @@ def run_case(kind: str, n: int, size: int, args: argparse.Namespace, limit: int)
             print(f"  {name}: {row[name]}", flush=True)
             continue
         K = K.permute(0, 2, 1, 3).reshape(N, N) if K.ndim == 4 else K
-        row[name] = t
+        _record(row, name, t, flops[name], args.peak)
         PAST[(kind, name)] = (t, work)
         row[name + " dev"] = rel_dev(K, K_ref)
         print(
-            f"  {name}: {t:.3f}s {[round(x, 3) for x in ts]} dev {row[name + ' dev']:.1e}",
+            f"  {name}: {t:.3f}s {[round(x, 3) for x in ts]} dev {row[name + ' dev']:.1e} "
+            f"({row.get(name + ' GFLOP/s', 0):.1f} GFLOP/s)",
             flush=True,
         )
         del K
-    if kind == "mlp" and not args.no_nt:
+    if kind in ("mlp", "resnet8", "vgg") and not args.no_nt:
         nt_need = 4 * n * k * p * 3
         impls, skipped = [], {}
-        for impl in (3, 1, 2):
+        for impl in (3, 1, 2) if kind == "mlp" else (3,):
             guess = predicted(kind, f"nt impl {impl}", work)
             if impl == 1 and nt_need > limit:
                 skipped[impl] = f"OOM/skipped (estimated {format_bytes(nt_need)})"
@@ -315,7 +272,12 @@ def run_case(kind: str, n: int, size: int, args: argparse.Namespace, limit: int)
                 skipped[impl] = f"skipped (predicted ~{guess:.0f} s)"
             else:
                 impls.append(impl)
-        out = run_nt(model, X, size, 2, k, args, impls)
+        if kind == "mlp":
+            out = run_nt(model, X, size, 2, k, args, impls)
+        else:
+            out = run_nt_conv(
+                model, X, "resnet" if kind == "resnet8" else "vgg", k, args.repeats, impls
+            )
         if "error" in out:
             row["neural-tangents"] = f"error: {out['error'][:200]}"
             print(f"  neural-tangents: {row['neural-tangents']}", flush=True)
@@ -329,7 +291,9 @@ def run_case(kind: str, n: int, size: int, args: argparse.Namespace, limit: int)
                 elif "error" in r:
                     row[key] = f"error: {r['error'][:120]}"
                 else:
-                    row[key] = r["median"]
+                    _record(row, key, r["median"], None, args.peak)
+                    if r.get("flops") is not None:
+                        row[key + " XLA cost_analysis flops"] = r["flops"]
                     PAST[(kind, key)] = (r["median"], work)
                     row[key + " first (jit)"] = r["first"]
                     if "K" in r:
@@ -339,6 +303,25 @@ def run_case(kind: str, n: int, size: int, args: argparse.Namespace, limit: int)
     return row
 
 
+COLUMNS = [
+    "lg structured",
+    "lg jacobian",
+    "tutorial",
+    "nngeometry",
+    "nt impl 1",
+    "nt impl 2",
+    "nt impl 3",
+]
+
+
+def _cell(r: dict, c: str) -> str:
+    v = r.get(c, "—")
+    if not isinstance(v, float):
+        return str(v)
+    rate = r.get(c + " GFLOP/s")
+    return f"{v:.3f} s" + (f" ({rate:.0f})" if rate is not None else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -346,39 +329,47 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-nt", action="store_true")
+    ap.add_argument("--cases", choices=("classic", "convnets", "all"), default="classic")
     ap.add_argument("--threads", type=int, default=1, help="torch and XLA CPU threads")
     ap.add_argument("--cap", type=float, default=60.0, help="skip runs predicted longer (s)")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
+    args.peak = matmul_peak(args.threads)
     limit = available_memory() // 2
-    mlp_sizes = [(64, 256), (256, 256), (512, 256), (128, 1024)]
-    cnn_sizes = [(64, 16), (256, 32)]
-    tr_sizes = [(64, 64)]
+    sizes = {
+        "mlp": [(64, 256), (256, 256), (512, 256), (128, 1024)],
+        "cnn": [(64, 16), (256, 32)],
+        "transformer": [(64, 64)],
+        "resnet8": [(64, 16), (256, 16)],
+        "vgg": [(64, 16), (256, 16)],
+    }
+    kinds = {
+        "classic": ["mlp", "cnn", "transformer"],
+        "convnets": ["resnet8", "vgg"],
+        "all": list(sizes),
+    }[args.cases]
     if args.quick:
-        mlp_sizes, cnn_sizes = mlp_sizes[:1], cnn_sizes[:1]
-    print(
-        f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}, memory limit "
-        f"{format_bytes(limit)}",
-        flush=True,
+        sizes = {kind: v[:1] for kind, v in sizes.items()}
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__}, threads {torch.get_num_threads()}, memory limit "
+        f"{format_bytes(limit)}, float32 GEMM peak {args.peak / 1e9:.1f} GFLOP/s, "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
-    cases = [("mlp", n, w) for n, w in mlp_sizes] + [("cnn", n, c) for n, c in cnn_sizes]
-    cases += [("transformer", n, d) for n, d in tr_sizes]
-    rows = [run_case(kind, n, size, args, limit) for kind, n, size in cases]
+    print(f"# machine: {machine}", flush=True)
+    rows = [run_case(kind, n, size, args, limit) for kind in kinds for n, size in sizes[kind]]
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2, default=str))
-    # markdown table
-    cols = ["lg structured", "lg jacobian", "tutorial", "nt impl 1", "nt impl 2", "nt impl 3"]
-    print("\n| case | p | N = nk | " + " | ".join(cols) + " |")
-    print("|" + "---|" * (3 + len(cols)))
+        meta = {"machine": machine, "peak GFLOP/s": args.peak / 1e9, "args": vars(args)}
+        meta["load average after"] = os.getloadavg()[0]
+        args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
+    print(f"\n(cells: median time (achieved GFLOP/s); peak {args.peak / 1e9:.0f} GFLOP/s)")
+    print("\n| case | p | N = nk | auto | " + " | ".join(COLUMNS) + " |")
+    print("|" + "---|" * (4 + len(COLUMNS)))
     for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c, "—")
-            cells.append(f"{v:.3f} s" if isinstance(v, float) else str(v))
-        print(f"| {r['case']} | {r['p']:,} | {r['N']:,} | " + " | ".join(cells) + " |")
+        cells = " | ".join(_cell(r, c) for c in COLUMNS)
+        print(f"| {r['case']} | {r['p']:,} | {r['N']:,} | {r['lg auto']} | {cells} |")
 
 
 if __name__ == "__main__":

@@ -129,6 +129,8 @@ NOT_A_POINT = {
     "linear_layers": "the Problem's Linear layers: no point",
     "jacobian_factors": "a kernel rule's helper on a parameter dict and a chunk, not a point",
     "writes_records": "which rank writes a run's records: depends on the Problem only",
+    "estimate": "the kernel routes' cost: depends on the Problem's structure only",
+    "choose_method": "method='auto''s choice: depends on the Problem's structure only",
 }
 """Functions of a Problem that have no point (or only the start of a run)."""
 

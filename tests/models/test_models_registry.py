@@ -10,6 +10,7 @@ SMALL = {
     "resnet": {"width": 2, "blocks": (1,), "input_size": 8},
     "lstm_lm": {"vocab_size": 5, "embed_dim": 3, "hidden_dim": 4},
     "transformer": {"vocab_size": 5, "d_model": 4},
+    "vgg": {"config": (2, "M", 3), "input_size": 4},
 }
 
 
@@ -26,8 +27,8 @@ def test_build_dispatches():
 
 
 def test_build_errors():
-    with pytest.raises(ValueError, match=r"unknown model 'vgg'; available models: \['cnn'"):
-        build("vgg")
+    with pytest.raises(ValueError, match=r"unknown model 'alexnet'; available models: \['cnn'"):
+        build("alexnet")
     with pytest.raises(ValueError, match=r"bad arguments for model 'mlp'.*Signature: mlp"):
         build("mlp", d_in=3, width=4, depth=1, d_out=1, widht=3)
     with pytest.raises(ValueError, match="width must be a positive int"):

@@ -58,6 +58,8 @@ class LayerEntry:
     route: str
     per_sample_elements: int
     """Elements of factors per sample (for memory estimates), at ``ks = k``."""
+    shape: tuple[int, int, int, int] = (1, 1, 1, 1)
+    """``(G, S, d_A, d_B)`` of the layer's calls (for :mod:`~lossgeometry.kernel.cost`)."""
 
 
 @dataclasses.dataclass
@@ -261,6 +263,7 @@ def build_plan(problem: Problem, verify: bool = True) -> Plan:
                 out_shapes=outs,
                 route=route,
                 per_sample_elements=int(per),
+                shape=(G, S, dA, dB),
             )
         )
     plan = _finish(problem, entries, reasons)

@@ -8,7 +8,8 @@ like torch layers, also accept a single unbatched sample, except BatchNorm model
 deterministic (no dropout by default), default to float32 and work after ``.double()``, and
 support ``torch.func.functional_call`` with ``vmap``, ``jacrev`` and ``jvp``.
 
-Factories: :func:`mlp`, :func:`cnn`, :func:`resnet`, :func:`lstm_lm`, :func:`transformer`;
+Factories: :func:`mlp`, :func:`cnn`, :func:`resnet`, :func:`vgg`, :func:`lstm_lm`,
+:func:`transformer`;
 :func:`build` looks them up by name and :func:`available` lists the names.
 """
 
@@ -40,6 +41,7 @@ from lossgeometry.models.transformer import (
     TransformerBlock,
     transformer,
 )
+from lossgeometry.models.vgg import vgg
 
 __all__ = [
     "ACTIVATIONS",
@@ -66,6 +68,7 @@ __all__ = [
     "resnet",
     "seeded",
     "transformer",
+    "vgg",
 ]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
@@ -74,6 +77,7 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "resnet": resnet,
     "lstm_lm": lstm_lm,
     "transformer": transformer,
+    "vgg": vgg,
 }
 
 

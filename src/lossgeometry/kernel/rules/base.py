@@ -48,6 +48,34 @@ WORK_ELEMENTS: int = 2**25
 in float32); contractions are split over rows of the block to stay below it."""
 
 
+SYMMETRIC_BLOCK: int = 256
+"""Rows per block of :func:`symmetric_product`; smaller products are formed whole."""
+
+
+def symmetric_product(P: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``P Pᵀ`` (or ``out + P Pᵀ``, in place) from its lower block triangle: about half the flops.
+
+    The rows are cut into ``c = min(8, ⌈N / SYMMETRIC_BLOCK⌉)`` blocks; block row ``I`` is
+    ``P_I P_{≤I}ᵀ`` (one GEMM), and the blocks above the diagonal are the transposes of those
+    below, so ``c (c + 1) / 2`` of the ``c²`` blocks are multiplied (56% of the flops at
+    ``c = 8``). The result is exactly symmetric off the diagonal blocks.
+    """
+    N = P.shape[0]
+    bs = max(SYMMETRIC_BLOCK, -(-N // 8))
+    fresh = out is None
+    res = P.new_empty(N, N) if out is None else out
+    for i0 in range(0, N, bs):
+        i1 = min(i0 + bs, N)
+        if fresh:
+            res[i0:i1, :i1].addmm_(P[i0:i1], P[:i1].T, beta=0)
+            res[:i0, i0:i1] = res[i0:i1, :i0].T
+        else:
+            T = P[i0:i1] @ P[:i1].T
+            res[i0:i1, :i1] += T
+            res[:i0, i0:i1] += T[:, :i0].T
+    return res
+
+
 @dataclasses.dataclass
 class Materialized:
     """Per-sample gradients ``P`` of shape ``(b, ks, X)``: ``K = P Pᵀ``."""
@@ -71,6 +99,9 @@ class Materialized:
         if mode == "full":
             b, ks, _ = P.shape
             P2, Q2 = P.reshape(b * ks, -1), Q.reshape(Q.shape[0] * ks, -1)
+            if other is self and P2.shape[0] >= 2 * SYMMETRIC_BLOCK:
+                flat = None if out is None else out.view(b * ks, b * ks)
+                return symmetric_product(P2, flat).reshape(b, ks, b, ks)
             if out is None:
                 return (P2 @ Q2.T).reshape(b, ks, Q.shape[0], ks)
             out.view(b * ks, Q.shape[0] * ks).addmm_(P2, Q2.T)

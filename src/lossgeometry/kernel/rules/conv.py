@@ -23,31 +23,45 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lossgeometry.kernel.rules.base import Bilinear, Factors, Rule, materialize
+from lossgeometry.kernel.rules.base import Bilinear, Factors, Materialized, Rule
 
 
 def _unfold2d(
-    x: torch.Tensor, ksz: tuple[int, int], dil: tuple[int, int], st: tuple[int, int]
+    x: torch.Tensor,
+    ksz: tuple[int, int],
+    dil: tuple[int, int],
+    st: tuple[int, int],
+    ones: bool = False,
 ) -> torch.Tensor:
     """``F.unfold`` (no padding) by ``|kernel|`` strided slices: ``(b, C·kh·kw, L)``.
 
     Equivalent to ``torch.nn.functional.unfold``, whose CPU kernel (``im2col``) measured
-    several hundred times slower on small feature maps in torch 2.13.
+    several hundred times slower on small feature maps in torch 2.13. With ``ones``, a row of
+    ones is appended, ``(b, C·kh·kw + 1, L)`` (the bias column of the per-sample gradient).
     """
     b, C, H, W = x.shape
     (kh, kw), (dh, dw), (sh, sw) = ksz, dil, st
     Lh = (H - dh * (kh - 1) - 1) // sh + 1
     Lw = (W - dw * (kw - 1) - 1) // sw + 1
-    cols = [
-        x[:, :, i * dh : i * dh + sh * (Lh - 1) + 1 : sh, j * dw : j * dw + sw * (Lw - 1) + 1 : sw]
-        for i in range(kh)
-        for j in range(kw)
-    ]
-    return torch.stack(cols, dim=2).reshape(b, C * kh * kw, Lh * Lw)
+    out = x.new_empty(b, C * kh * kw + int(ones), Lh * Lw)
+    grid = out[:, : C * kh * kw].view(b, C, kh * kw, Lh, Lw)
+    for i in range(kh):
+        rows = slice(i * dh, i * dh + sh * (Lh - 1) + 1, sh)
+        for j in range(kw):
+            cols = slice(j * dw, j * dw + sw * (Lw - 1) + 1, sw)
+            grid[:, :, i * kw + j].copy_(x[:, :, rows, cols])
+    if ones:
+        out[:, -1] = 1
+    return out
 
 
-def unfold_patches(module: nn.Conv1d | nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """Input patches ``(b, G, L, (C_in/G)·|kernel|)`` in the layout of ``module.weight``."""
+def unfold_columns(
+    module: nn.Conv1d | nn.Conv2d, x: torch.Tensor, ones: bool = False
+) -> torch.Tensor:
+    """Input patches as columns, ``(b, G, (C_in/G)·|kernel|, L)`` (``F.unfold``'s layout).
+
+    ``ones`` (one group only) appends a row of ones: ``(b, 1, C_in·|kernel| + 1, L)``.
+    """
     one_d = isinstance(module, nn.Conv1d)
     mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
     pad = list(module._reversed_padding_repeated_twice)
@@ -58,10 +72,52 @@ def unfold_patches(module: nn.Conv1d | nn.Conv2d, x: torch.Tensor) -> torch.Tens
         ksz, dil, st = (1, *module.kernel_size), (1, *module.dilation), (1, *module.stride)
     else:
         ksz, dil, st = module.kernel_size, module.dilation, module.stride
-    cols = _unfold2d(x, ksz, dil, st)  # (b, C_in·|k|, L)
+    cols = _unfold2d(x, ksz, dil, st, ones)  # (b, C_in·|k| (+ 1), L)
     b, _, L = cols.shape
+    return cols.reshape(b, module.groups, -1, L)
+
+
+def unfold_patches(module: nn.Conv1d | nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """Input patches ``(b, G, L, (C_in/G)·|kernel|)`` in the layout of ``module.weight``."""
+    return unfold_columns(module, x).transpose(2, 3)
+
+
+def per_sample_gradients(
+    module: nn.Conv1d | nn.Conv2d,
+    inputs: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    active: frozenset[str],
+) -> Materialized:
+    r"""``P_{i,a} = Σ_calls Σ_l B_{i,a,l} ⊗ [A_{i,l}, 1]`` as one batched GEMM per call.
+
+    Per sample and group, ``(ks·C_out/G × L) @ (L × (C_in/G)·|kernel|)`` with the patches
+    read transposed in place (no copy), and the bias part ``Σ_l B_{i,a,l}``: the weight
+    gradient exactly as autograd's ``convolution_backward`` would form it per sample.
+    """
+    b, ks = grads[0].shape[:2]
     G = module.groups
-    return cols.reshape(b, G, -1, L).transpose(2, 3)
+    dB = module.out_channels // G
+    P: torch.Tensor | None = None
+    for x, g in zip(inputs, grads, strict=True):
+        L = math.prod(g.shape[3:])
+        # (b, ks, G·dB, L) -> (b·G, ks·dB, L): the only copy of the output gradients
+        B = g.reshape(b, ks, G, dB, L).transpose(1, 2).reshape(b * G, ks * dB, L)
+        both = "weight" in active and "bias" in active
+        if both and G == 1:  # [A; 1]: the bias column comes out of the same GEMM
+            A = unfold_columns(module, x.to(g.dtype), ones=True).reshape(b, -1, L)
+            Pc = torch.bmm(B, A.transpose(1, 2))  # (b, ks·dB, dA + 1)
+        else:
+            parts = []
+            if "weight" in active:
+                A = unfold_columns(module, x.to(g.dtype)).reshape(b * G, -1, L)
+                parts.append(torch.bmm(B, A.transpose(1, 2)))  # (b·G, ks·dB, dA)
+            if "bias" in active:
+                parts.append(B.sum(-1, keepdim=True))
+            Pc = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        Pc = Pc.reshape(b, G, ks, dB, -1).transpose(1, 2).reshape(b, ks, -1)
+        P = Pc if P is None else P.add_(Pc)
+    assert P is not None
+    return Materialized(P)
 
 
 class ConvRule(Rule):
@@ -95,7 +151,13 @@ class ConvRule(Rule):
         active: frozenset[str],
         route: str,
     ) -> Factors:
-        """Unfolded patches (plus a 1 for the bias) and output gradients per group."""
+        """Unfolded patches (plus a 1 for the bias) and output gradients per group.
+
+        The materialized route forms the per-sample gradients directly
+        (:func:`per_sample_gradients`).
+        """
+        if route == "materialize":
+            return per_sample_gradients(module, inputs, grads, active)
         b = inputs[0].shape[0]
         ks = grads[0].shape[1]
         G = module.groups
@@ -111,5 +173,4 @@ class ConvRule(Rule):
                 parts.append(A.new_ones(b, G, L, 1))
             As.append(torch.cat(parts, dim=-1))
             Bs.append(Bg)
-        f = Bilinear(B=torch.cat(Bs, dim=3), A=torch.cat(As, dim=2))
-        return materialize(f) if route == "materialize" else f
+        return Bilinear(B=torch.cat(Bs, dim=3), A=torch.cat(As, dim=2))
