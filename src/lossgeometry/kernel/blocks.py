@@ -33,7 +33,8 @@ class KernelMethod(str, enum.Enum):
       contraction — the PyTorch-tutorial approach, chunked. Memory ``O(b · k · p)``.
     * ``NTVP``: matrix-free NTK-vector products ``v ↦ J(Jᵀv)``; memory ``O(p + activations)``
       independent of ``nk``; building the dense kernel costs ``nk/m`` passes.
-    * ``AUTO``: ``STRUCTURED``.
+    * ``AUTO``: ``STRUCTURED`` or ``JACOBIAN``, whichever :mod:`~lossgeometry.kernel.cost`
+      predicts faster; ``NTVP`` only when neither fits in memory.
     """
 
     AUTO = "auto"
@@ -43,7 +44,10 @@ class KernelMethod(str, enum.Enum):
 
 
 def resolve_method(method: str | KernelMethod) -> KernelMethod:
-    """Parse ``method`` (a :class:`KernelMethod` or its string)."""
+    """Parse ``method`` (a :class:`KernelMethod` or its string); ``AUTO`` reads as ``STRUCTURED``.
+
+    ``tangent_kernel`` itself resolves ``AUTO`` by the cost model, once it knows the request.
+    """
     try:
         m = KernelMethod(method)
     except ValueError:

@@ -45,46 +45,7 @@ from lossgeometry.kernel.rules.base import Factors
 from lossgeometry.operators.base import require_finite
 from lossgeometry.problem import Problem
 
-<<<<<<< HEAD
 __all__ = ["KernelMethod", "resolve_method", "tangent_kernel"]
-=======
-
-class KernelMethod(str, enum.Enum):
-    """How a tangent kernel is computed; the value is the ``method=`` string.
-
-    * ``STRUCTURED``: per-layer factorized rules (Linear, Conv1d/2d, Embedding, LayerNorm)
-      plus exact Jacobians for parameters without a rule. Fastest for the dense kernel;
-      memory per chunk ``O(b · k · Σ layer widths)``.
-    * ``JACOBIAN``: per-sample Jacobians of all parameters (``vmap(jacrev)``) and their
-      contraction — the PyTorch-tutorial approach, chunked. Memory ``O(b · k · p)``.
-    * ``NTVP``: matrix-free NTK-vector products ``v ↦ J(Jᵀv)``; memory ``O(p + activations)``
-      independent of ``nk``; building the dense kernel costs ``nk/m`` passes.
-    * ``AUTO``: ``STRUCTURED`` or ``JACOBIAN``, whichever :mod:`~lossgeometry.kernel.cost`
-      predicts faster; ``NTVP`` only when neither fits in memory.
-    """
-
-    AUTO = "auto"
-    STRUCTURED = "structured"
-    JACOBIAN = "jacobian"
-    NTVP = "ntvp"
-
-
-_NOT_FINITE = "the tangent kernel has"
-
-
-def resolve_method(method: str | KernelMethod) -> KernelMethod:
-    """Parse ``method`` (a :class:`KernelMethod` or its string); ``AUTO`` reads as ``STRUCTURED``.
-
-    ``tangent_kernel`` itself resolves ``AUTO`` by the cost model, once it knows the request.
-    """
-    try:
-        m = KernelMethod(method)
-    except ValueError:
-        raise ValueError(
-            f"unknown kernel method {method!r}: use one of {[m.value for m in KernelMethod]}"
-        ) from None
-    return KernelMethod.STRUCTURED if m is KernelMethod.AUTO else m
->>>>>>> pkern
 
 
 def _sample_index(problem: Problem, indices: Sequence[int] | torch.Tensor | None) -> torch.Tensor:
@@ -183,13 +144,19 @@ def tangent_kernel(
 
             plan = build_plan(problem) if name == "structured" else None
             try:
-                _chunk_size(problem, KernelMethod(name), ks, 1, None, budget, plan)
+                chunk_size_for(problem, KernelMethod(name), ks, 1, None, budget, plan)
             except ValueError:
                 return False
             return True
 
         how = dict(m=m, ks=ks, trace=trace, diagonal_only=diagonal_only)
         meth = KernelMethod(choose_method(problem, fits=fits, **how))
+        if problem.is_data_parallel:  # rank 0's choice on every rank (rates are per machine)
+            routes = list(KernelMethod)
+            pick = torch.zeros(len(routes), dtype=torch.float64, device=problem.device)
+            if problem.rank == 0:
+                pick[routes.index(meth)] = 1.0
+            meth = routes[int(problem.all_sum(pick).argmax())]
     if meth is KernelMethod.NTVP:
         return require_finite(
             ntvp_kernel(problem, w, sel, trace, diagonal_only, idx, chunk_size, budget, progress),
