@@ -47,10 +47,12 @@ def _entry(
     import lossgeometry as lg
 
     path = Path(out) / f"rank{rank}.pt"
+    ok = False
     try:
         lg.distributed.init(timeout=timeout)
         result = fn(rank, **kwargs)
         torch.save({"ok": True, "result": result}, path)
+        ok = True
     except BaseException as e:  # report every failure to the parent
         torch.save(
             {
@@ -62,7 +64,7 @@ def _entry(
             path,
         )
     finally:
-        lg.distributed.shutdown()
+        lg.distributed.shutdown(wait=ok)
 
 
 def run_ranks(

@@ -153,10 +153,21 @@ def barrier() -> None:
         collective(dist.barrier, timeout_s=group_timeout())
 
 
-def shutdown() -> None:
-    """Stop the default process group (nothing without one)."""
+def shutdown(*, wait: bool = True) -> None:
+    """Stop the default process group (nothing without one).
+
+    With ``wait`` (after success) the ranks first meet at a barrier, so no rank tears its
+    connections down while another still uses them (gloo may otherwise abort a process at
+    exit); a barrier that fails (a rank already gone) does not stop the shutdown. After an
+    error pass ``wait=False``: the other ranks may be inside another collective.
+    """
     import torch.distributed as dist
 
     if is_initialized():
+        try:
+            if wait:
+                dist.barrier()
+        except (RuntimeError, ValueError, ConnectionError):
+            pass
         dist.destroy_process_group()
         _TIMEOUT.clear()
