@@ -161,13 +161,34 @@ def shutdown(*, wait: bool = True) -> None:
     exit); a barrier that fails (a rank already gone) does not stop the shutdown. After an
     error pass ``wait=False``: the other ranks may be inside another collective.
     """
+    import time
+
     import torch.distributed as dist
 
-    if is_initialized():
-        try:
-            if wait:
-                dist.barrier()
-        except (RuntimeError, ValueError, ConnectionError):
-            pass
-        dist.destroy_process_group()
-        _TIMEOUT.clear()
+    if not is_initialized():
+        return
+    me, size = dist.get_rank(), dist.get_world_size()
+    store = None
+    try:
+        if wait:
+            store = dist.distributed_c10d._get_default_store()
+            dist.barrier()
+    except (RuntimeError, ValueError, ConnectionError, AttributeError):
+        store = None
+    dist.destroy_process_group()
+    _TIMEOUT.clear()
+    if store is None or size == 1:
+        return
+    # Rank 0 hosts the rendezvous store: it leaves only after the others have torn their
+    # groups down (a client whose server vanished mid-teardown may abort its process).
+    try:
+        if me != 0:
+            store.add("lossgeometry/shutdown", 1)
+        else:
+            deadline = time.monotonic() + 30
+            while store.add("lossgeometry/shutdown", 0) < size - 1:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+    except (RuntimeError, ValueError, ConnectionError):
+        pass
