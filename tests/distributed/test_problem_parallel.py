@@ -75,6 +75,15 @@ def test_one_process_functions_are_the_identity():
     assert lg.distributed.init() is False  # no torchrun variables: one process
 
 
+def test_bad_arguments_are_refused_on_one_process_too():
+    with pytest.raises(ValueError, match="backend must be 'gloo' or 'nccl'"):
+        lg.distributed.init(backend="mpi")
+    with pytest.raises(ValueError, match="timeout must be a positive"):
+        lg.distributed.init(timeout=0)
+    with pytest.raises(TypeError, match=r"must be a lossgeometry\.Problem"):
+        lg.distributed.data_parallel(torch.nn.Linear(2, 1))
+
+
 def test_a_rank_that_raises_stops_the_others_with_a_clear_error(tmp_path):
     import time
 

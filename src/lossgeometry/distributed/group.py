@@ -90,24 +90,23 @@ def init(
     """
     import torch.distributed as dist
 
+    if backend is not None and backend not in ("gloo", "nccl"):
+        raise ValueError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
+    seconds = timeout_seconds(timeout)
+    if seconds is None or seconds <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if is_initialized():
         return True
     if not in_torchrun():
         return False
     if backend is None:
         backend = default_backend(device)
-    if backend not in ("gloo", "nccl"):
-        raise ValueError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
     if backend == "nccl":
         if not torch.cuda.is_available():
             raise ValueError("backend='nccl' needs CUDA; use backend='gloo' on CPU")
         dev = torch.device(device) if device is not None else None
         if dev is None or dev.index is None:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    seconds = timeout_seconds(timeout)
-    assert seconds is not None
-    if seconds <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout!r}")
     try:
         dist.init_process_group(backend, timeout=_dt.timedelta(seconds=seconds))
     except (RuntimeError, ValueError, ConnectionError) as e:
